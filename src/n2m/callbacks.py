@@ -1,0 +1,69 @@
+"""The callbacks and loggers a training run gets unless the recipe names its own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichModelSummary,
+    RichProgressBar,
+)
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from n2m.outputs import decode_outputs, write_predictions
+from n2m.schema import TaskSchema
+
+
+def default_callbacks(task: L.LightningModule, root_dir: str | Path, progress_bar: bool = True) -> list[Callback]:
+    """Best and last checkpoints in `<root>/checkpoints` (a fixed folder, so `--ckpt_path last` finds the
+    previous run's last checkpoint), early stopping on the task's main metric if asked, LR logging."""
+    metric = task.main_metric
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=os.path.join(root_dir, "checkpoints"),
+            filename="best-{epoch}-{step}",
+            monitor=metric,
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+        ),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    patience = task.hparams.get("early_stopping_patience")
+    if patience:
+        callbacks.append(EarlyStopping(monitor=metric, mode="max", patience=patience))
+    if progress_bar:
+        callbacks += [RichProgressBar(leave=True), RichModelSummary(max_depth=2)]
+    return callbacks
+
+
+def default_loggers(root_dir: str | Path) -> list[Logger]:
+    return [CSVLogger(root_dir, name="logs"), TensorBoardLogger(root_dir, name="logs", version=None)]
+
+
+class PredictionFileWriter(BasePredictionWriter):
+    """Writes `n2m predict` results to CSV or JSONL in input order, with the input file's ids."""
+
+    def __init__(self, output: str | Path) -> None:
+        super().__init__(write_interval="epoch")
+        self.output = Path(output)
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:  # type: ignore[override]
+        batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        index = torch.cat([b["index"] for b in batches])
+        outputs = torch.cat([b["outputs"] for b in batches])
+        ordered = torch.empty_like(outputs)
+        ordered[index] = outputs
+        datamodule = trainer.datamodule
+        schema = TaskSchema.from_hparams(pl_module.hparams, datamodule.hparams)
+        ids = [ex.id for ex in datamodule.examples["predict"]]
+        write_predictions(self.output, decode_outputs(ordered, schema), ids)
+        pl_module.print(f"wrote {len(ids)} predictions to {self.output}")

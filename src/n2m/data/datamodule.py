@@ -1,0 +1,267 @@
+"""`TextDataModule`: files → validated examples → cached token ids → length-grouped, dynamically padded batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from n2m.backbones import n2m_home, resolve_backbone
+from n2m.data.encoding import EncodingSpec, PairEncoding, collate_features, encode_texts, feature_length
+from n2m.data.examples import (
+    Columns,
+    Objective,
+    ReadOptions,
+    SequenceExample,
+    check_known_labels,
+    load_sequence_examples,
+)
+from n2m.data.sampler import LengthGroupedSampler, SortedByLengthSampler
+from n2m.errors import DataError
+
+
+class EncodedDataset(Dataset):
+    def __init__(self, features: list[dict], targets: list[Any] | None) -> None:
+        self.features = features
+        self.targets = targets
+        self.lengths = [feature_length(f) for f in features]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = {"features": self.features[index], "index": index}
+        if self.targets is not None:
+            item["target"] = self.targets[index]
+        return item
+
+
+def seeded_split(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """(kept, held out) index lists; the same seed gives the same split on every machine."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    held = max(1, round(n * ratio))
+    return sorted(order[held:]), sorted(order[:held])
+
+
+class TextDataModule(L.LightningDataModule):
+    """Data for N21 tasks (one text or a pair → a class, several classes, or a score).
+
+    Splits come from separate files or from seeded ratio splits of `train`. `backbone`, `objective`
+    and `pair_encoding` come from the model (the CLI links them); `label_names` default to the sorted
+    labels of the training file and `score_range` to its lowest and highest score.
+    """
+
+    def __init__(
+        self,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        predict: str | None = None,
+        columns: Columns | None = None,
+        read: ReadOptions | None = None,
+        val_ratio: float = 0.0,
+        test_ratio: float = 0.0,
+        split_seed: int = 42,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        max_length: int = 128,
+        text_prefix: str = "",
+        swap_pairs: bool = False,
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        cache_tokens: bool = True,
+        backbone: str = "e5-small",
+        objective: Objective = "regression",
+        pair_encoding: PairEncoding = "cross",
+        label_names: list[str] | None = None,
+        score_range: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.columns = columns or Columns()
+        self.read = read or ReadOptions()
+        # saved as plain dicts so checkpoints load with `torch.load(weights_only=True)`; the resolved
+        # label names and score range are saved by the model, which Lightning requires to agree
+        self.save_hyperparameters(ignore=["columns", "read", "label_names", "score_range"])
+        self.hparams.update(columns=asdict(self.columns), read=asdict(self.read))
+        self.spec = EncodingSpec(pair_encoding, max_length, text_prefix)
+        self._given_label_names = label_names
+        self._given_score_range = score_range
+        self.datasets: dict[str, EncodedDataset] = {}
+        self.examples: dict[str, list[SequenceExample]] = {}
+
+    # ---- what the model needs to know before it is built -------------------------------------------
+    @cached_property
+    def label_names(self) -> list[str] | None:
+        if self.hparams.objective == "regression":
+            return None
+        if self._given_label_names:
+            return list(self._given_label_names)
+        if not self.hparams.train:
+            raise DataError("a classification task needs `label_names` or a `train` file to read them from")
+        labels: set[str] = set()
+        for ex in self._load(self.hparams.train):
+            labels.update(ex.label if isinstance(ex.label, tuple) else (ex.label,))
+        return sorted(labels)
+
+    @cached_property
+    def score_range(self) -> tuple[float, float] | None:
+        """(low, high) of regression labels: given, or the training file's min and max."""
+        if self.hparams.objective != "regression":
+            return None
+        if self._given_score_range:
+            return tuple(self._given_score_range)
+        if not self.hparams.train:
+            raise DataError("a regression task needs `score_range` or a `train` file to read it from")
+        scores = [float(ex.label) for ex in self._load(self.hparams.train)]
+        if min(scores) == max(scores):
+            raise DataError(f"every label is {scores[0]}: nothing to learn", self.hparams.train)
+        return (min(scores), max(scores))
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return AutoTokenizer.from_pretrained(resolve_backbone(self.hparams.backbone))
+
+    # ---- Lightning hooks ----------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Once per machine: convert the backbone, validate every file, tokenize into the cache."""
+        resolve_backbone(self.hparams.backbone)
+        for split in ("fit", "test", "predict"):
+            if self._has(split):
+                self._splits(split)
+
+    def setup(self, stage: str) -> None:
+        for split, examples in self._splits(stage).items():
+            self.examples[split] = examples
+            self.datasets[split] = self._encode(examples, with_targets=split != "predict")
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.datasets["train"]
+        sampler = (
+            LengthGroupedSampler(data.lengths, self.hparams.batch_size, seed=self.hparams.split_seed)
+            if self.hparams.group_by_length
+            else torch.utils.data.RandomSampler(data)
+        )
+        return self._loader(data, self.hparams.batch_size, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("predict")
+
+    # ---- internals -----------------------------------------------------------------------------------
+    def _has(self, stage: str) -> bool:
+        h = self.hparams
+        return {"fit": bool(h.train), "validate": bool(h.val or (h.train and h.val_ratio)),
+                "test": bool(h.test or (h.train and h.test_ratio)), "predict": bool(h.predict)}[stage]
+
+    def _load(self, path: str, with_labels: bool = True) -> list[SequenceExample]:
+        return load_sequence_examples(path, self.columns, self.hparams.objective, self.read, with_labels)
+
+    def _splits(self, stage: str) -> dict[str, list[SequenceExample]]:
+        """Validated examples for a stage; ratio splits are carved from `train` with `split_seed`."""
+        h = self.hparams
+        if stage == "predict":
+            if not h.predict:
+                raise DataError("nothing to predict: set `data.predict` to a file")
+            return {"predict": self._load(h.predict, with_labels=False)}
+        train = self._load(h.train) if h.train else []
+        rest = train
+        splits: dict[str, list[SequenceExample]] = {}
+        for name, path, ratio, salt in (("test", h.test, h.test_ratio, 1), ("val", h.val, h.val_ratio, 0)):
+            if path:
+                splits[name] = self._load(path)
+                check_known_labels(splits[name], self.label_names or [], path, h.objective, self.columns.label)
+            elif ratio and rest:
+                kept, held = seeded_split(len(rest), ratio, h.split_seed + salt)
+                splits[name] = [rest[i] for i in held]
+                rest = [rest[i] for i in kept]
+        splits["train"] = rest
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]
+        for name in wanted:
+            if not splits.get(name):
+                if name == "val" and stage == "fit":
+                    continue  # training without validation is allowed
+                raise DataError(f"no {name} data: set `data.{name}` or `data.{name}_ratio`")
+        out = {name: splits[name] for name in wanted if splits.get(name)}
+        if "train" in out and h.swap_pairs and self.columns.text_pair:
+            # (A, B) and (B, A) carry the same label for symmetric tasks such as STS
+            out["train"] = out["train"] + [
+                SequenceExample(ex.text_pair, ex.text, ex.label, ex.id, ex.line) for ex in out["train"]
+            ]
+        return out
+
+    def _target(self, label: Any) -> Any:
+        objective = self.hparams.objective
+        if objective == "regression":
+            return float(label)
+        index = {name: i for i, name in enumerate(self.label_names or [])}
+        if objective == "classification":
+            return index[label]
+        hot = [0.0] * len(index)
+        for name in label:
+            hot[index[name]] = 1.0
+        return hot
+
+    def _encode(self, examples: list[SequenceExample], with_targets: bool) -> EncodedDataset:
+        texts = [ex.text for ex in examples]
+        pairs = [ex.text_pair for ex in examples] if self.columns.text_pair else None
+        features = self._cached(texts, pairs)
+        targets = [self._target(ex.label) for ex in examples] if with_targets else None
+        return EncodedDataset(features, targets)
+
+    def _cached(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
+        """Tokenize once: ids are kept under $N2M_HOME/cache/tokens, keyed by text, spec and tokenizer."""
+        if not self.hparams.cache_tokens:
+            return encode_texts(self.tokenizer, texts, pairs, self.spec)
+        digest = hashlib.sha256()
+        digest.update(json.dumps([texts, pairs, asdict(self.spec)], ensure_ascii=False).encode())
+        tokenizer_file = Path(self.tokenizer.name_or_path) / "tokenizer.json"
+        digest.update(tokenizer_file.read_bytes() if tokenizer_file.is_file() else self.tokenizer.name_or_path.encode())
+        path = n2m_home() / "cache" / "tokens" / f"{digest.hexdigest()[:32]}.pt"
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        features = encode_texts(self.tokenizer, texts, pairs, self.spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(features, tmp)
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        return features
+
+    def _collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = collate_features([it["features"] for it in items], self.tokenizer.pad_token_id)
+        batch["index"] = torch.tensor([it["index"] for it in items])
+        if "target" in items[0]:
+            dtype = torch.long if self.hparams.objective == "classification" else torch.float
+            batch["target"] = torch.tensor([it["target"] for it in items], dtype=dtype)
+        return batch
+
+    def _loader(self, data: EncodedDataset, batch_size: int, sampler: Any) -> DataLoader:
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=self._collate,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            raise DataError(f"no {split} data: set `data.{split}`")
+        data = self.datasets[split]
+        size = self.hparams.eval_batch_size or self.hparams.batch_size * 2
+        sampler = SortedByLengthSampler(data.lengths) if self.hparams.group_by_length else None
+        return self._loader(data, size, sampler)

@@ -1,0 +1,192 @@
+"""Readers: turn a file into records (a line number and named fields).
+
+A reader only knows the file format. Validation against a task (which columns, which label type)
+happens in `n2m.data.examples`, so every format gets the same checks and messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from n2m.errors import DataError
+
+csv.field_size_limit(sys.maxsize)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row of a file: where it was, and its fields by name."""
+
+    path: str
+    line: int
+    fields: dict[str, Any]
+
+
+Reader = Callable[..., Iterator[Record]]
+
+
+def _open_text(path: Path) -> list[str]:
+    """Read the whole file as UTF-8, naming the line of the first undecodable byte."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"is not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})",
+            path,
+            line,
+            hint="re-save the file as UTF-8, e.g. `iconv -f cp949 -t utf-8 in.tsv > out.tsv` for Korean Windows files",
+        ) from None
+    return text.splitlines(keepends=True)  # keep newlines inside quoted CSV cells
+
+
+def read_delimited(
+    path: str | Path,
+    delimiter: str = ",",
+    header: bool = True,
+    column_names: list[str] | None = None,
+    quoting: bool = True,
+) -> Iterator[Record]:
+    """CSV/TSV. `quoting=False` reads quote characters as text (KorSTS has `"` inside sentences).
+
+    Without a header, `column_names` names the columns; extra trailing cells are ignored
+    (STS-B has two optional source columns on some rows).
+    """
+    path = Path(path)
+    lines = _open_text(path)
+    reader = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    names = list(column_names) if column_names else None
+    if header:
+        try:
+            head = next(reader)
+        except StopIteration:
+            raise DataError("is empty: expected a header row", path, 1) from None
+        names = [h.strip() for h in head]
+    if not names:
+        raise DataError("has no header: pass `column_names` to name the columns", path)
+    start = reader.line_num + 1
+    for row in reader:
+        line, start = start, reader.line_num + 1  # a quoted cell may span lines: report where the row starts
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) < len(names):
+            missing = names[len(row)]
+            raise DataError(
+                f"has {len(row)} cells, expected {len(names)} ({', '.join(names)})",
+                path,
+                line,
+                missing,
+                hint=f"check the delimiter ({delimiter!r}) and quoting",
+            )
+        yield Record(str(path), line, dict(zip(names, row, strict=False)))
+
+
+def read_tsv(path: str | Path, **kwargs: Any) -> Iterator[Record]:
+    kwargs.setdefault("quoting", False)
+    return read_delimited(path, delimiter="\t", **kwargs)
+
+
+def read_csv(path: str | Path, **kwargs: Any) -> Iterator[Record]:
+    return read_delimited(path, delimiter=",", **kwargs)
+
+
+def read_jsonl(path: str | Path, **_: Any) -> Iterator[Record]:
+    path = Path(path)
+    for line_no, line in enumerate(_open_text(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"is not valid JSON: {err.msg} (character {err.colno})", path, line_no) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path, line_no)
+        yield Record(str(path), line_no, obj)
+
+
+def read_json(path: str | Path, **_: Any) -> Iterator[Record]:
+    """A JSON list of objects (KLUE style). Line numbers are those where each object starts."""
+    path = Path(path)
+    text = "".join(_open_text(path))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"is not valid JSON: {err.msg} (column {err.colno})", path, err.lineno) from None
+    wrapped = isinstance(data, dict)
+    if wrapped:  # {"data": [...]} wrappers are common
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise DataError("expected a JSON list of objects (or an object holding exactly one list)", path, 1)
+        data = lists[0]
+    if not isinstance(data, list):
+        raise DataError(f"expected a JSON list of objects, got {type(data).__name__}", path, 1)
+    starts = _object_start_lines(text, depth=2 if wrapped else 1)
+    for i, obj in enumerate(data):
+        line = starts[i] if i < len(starts) else None
+        if not isinstance(obj, dict):
+            raise DataError(f"item {i} is {type(obj).__name__}, expected an object", path, line)
+        yield Record(str(path), line or i + 1, obj)
+
+
+def _object_start_lines(text: str, depth: int) -> list[int]:
+    """Line numbers where objects nested `depth` levels deep start (a cheap scan that respects strings)."""
+    lines: list[int] = []
+    level, line, in_str, escape = 0, 1, False, False
+    for ch in text:
+        if ch == "\n":
+            line += 1
+        elif in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            if ch == "{" and level == depth:
+                lines.append(line)
+            level += 1
+        elif ch in "]}":
+            level -= 1
+    return lines
+
+
+READERS: dict[str, Reader] = {
+    "csv": read_csv,
+    "tsv": read_tsv,
+    "jsonl": read_jsonl,
+    "json": read_json,
+}
+
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+
+
+def detect_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise DataError(
+            f"cannot tell the format from the suffix {suffix!r}",
+            path,
+            hint=f"set `format` to one of {sorted(READERS)}",
+        )
+    return _SUFFIXES[suffix]
+
+
+def read_records(path: str | Path, format: str | None = None, **options: Any) -> Iterator[Record]:
+    """Read any supported file; `format` defaults to what the suffix says."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("does not exist or is not a file", path)
+    fmt = format or detect_format(path)
+    if fmt not in READERS:
+        raise DataError(f"unknown format {fmt!r}", path, hint=f"use one of {sorted(READERS)}")
+    return READERS[fmt](path, **options)

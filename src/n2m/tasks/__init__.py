@@ -1,0 +1,5 @@
+"""Lightning tasks, one per shape, sharing `BaseTask` (optimizer, schedule, initialization)."""
+
+from n2m.tasks.sequence import SequenceTask
+
+__all__ = ["SequenceTask"]

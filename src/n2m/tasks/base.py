@@ -1,0 +1,90 @@
+"""What every task shares: AdamW with warm-up and decay, layer-wise LR decay, warm starts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from safetensors.torch import load_file
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
+
+Schedule = Literal["linear", "cosine", "constant"]
+_SCHEDULES = {
+    "linear": get_linear_schedule_with_warmup,
+    "cosine": get_cosine_schedule_with_warmup,
+    "constant": get_constant_schedule_with_warmup,
+}
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a Lightning checkpoint (no pickle beyond tensors) or an exported n2m folder."""
+    path = Path(path)
+    if path.is_dir():
+        return load_file(str(path / "model.safetensors"))
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+class BaseTask(L.LightningModule):
+    """Subclasses set `self.model` (an `nn.Module` with an `encoder`) and `self.main_metric`, and save
+    the optimization hyperparameters read here: lr, weight_decay, warmup_ratio, schedule, layer_lr_decay,
+    head_lr, freeze_embeddings, init_from."""
+
+    model: torch.nn.Module
+    main_metric: str
+
+    def warm_start(self) -> None:
+        """`init_from`: take every weight whose name and shape match (e.g. a KorNLI model's encoder before STS).
+
+        Heads that do not fit (3 classes → 1 score) are left as initialized, and said so.
+        """
+        source = self.hparams.get("init_from")
+        if not source:
+            return
+        own = self.model.state_dict()
+        weights = load_weights(source)
+        fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+        self.model.load_state_dict(fitting, strict=False)
+        skipped = sorted(set(weights) - set(fitting))
+        rank_zero_info(f"init_from {source}: loaded {len(fitting)} tensors, kept new: {skipped or 'none'}")
+
+    def _layer_depth(self, name: str, num_layers: int) -> int:
+        """0 for embeddings, i + 1 for transformer layer i, num_layers + 1 for everything above."""
+        if ".embeddings." in f".{name}":
+            return 0
+        match = _LAYER.search(name)
+        if match and name.startswith("encoder."):
+            return int(match.group(1)) + 1
+        return num_layers + 1
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        h = self.hparams
+        num_layers = getattr(self.model.encoder.config, "num_hidden_layers", 0)
+        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+        for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            depth = self._layer_depth(name, num_layers)
+            is_head = not name.startswith("encoder.")
+            lr = (h.head_lr or h.lr) if is_head else h.lr * h.layer_lr_decay ** (num_layers + 1 - depth)
+            decay = 0.0 if name.endswith(_NO_DECAY) or param.ndim == 1 else h.weight_decay
+            groups.setdefault((lr, decay), []).append(param)
+        params = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+        optimizer = torch.optim.AdamW(params, lr=h.lr, fused=False)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = _SCHEDULES[h.schedule](optimizer, int(h.warmup_ratio * total), **(
+            {} if h.schedule == "constant" else {"num_training_steps": total}
+        ))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def apply_freezing(self) -> None:
+        if self.hparams.get("freeze_embeddings"):
+            for param in self.model.encoder.get_input_embeddings().parameters():
+                param.requires_grad_(False)

@@ -1,0 +1,119 @@
+"""The `n2m` command end to end on a tiny backbone: fit, resume, test, predict, export, DDP, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from n2m.cli import main
+from n2m.predictor import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sts_args(backbone: str, files: dict[str, Path], root: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(ROOT / "recipes/korsts.yaml"),
+        "--model.backbone", backbone,
+        "--model.lr", "1e-3",
+        "--data.train", str(files["train"]),
+        "--data.val", str(files["val"]),
+        "--data.test", str(files["test"]),
+        "--data.batch_size", "8",
+        "--data.cache_tokens", "false",
+        "--trainer.default_root_dir", str(root),
+        "--trainer.max_epochs", "1",
+        "--trainer.enable_progress_bar", "false",
+        *extra,
+    ]
+
+
+def test_print_config_shows_linked_recipe(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--print_config"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "pair_encoding: bi" in out and "sts-train.tsv" in out
+
+
+def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path):
+    root = tmp_path / "run"
+    main(["fit", *sts_args(tiny_backbone, korsts_slice, root)])
+    checkpoints = sorted(p.name for p in (root / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(c.startswith("best-") for c in checkpoints)
+    assert any((root / "logs").rglob("metrics.csv")) and any((root / "logs").rglob("events.out.tfevents*"))
+
+    last = str(root / "checkpoints/last.ckpt")
+    main(["test", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last])
+
+    out_csv = tmp_path / "pred.csv"
+    main(["predict", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last,
+          "--data.predict", str(korsts_slice["test"]), "--output", str(out_csv)])
+    with out_csv.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with korsts_slice["test"].open(encoding="utf-8") as f:
+        gold = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert [r["id"] for r in rows] == [g["id"] for g in gold]  # file order and ids kept
+
+    out_jsonl = tmp_path / "pred.jsonl"
+    main(["predict", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last,
+          "--data.predict", str(korsts_slice["test"]), "--output", str(out_jsonl)])
+    first = json.loads(out_jsonl.read_text(encoding="utf-8").splitlines()[0])
+    assert set(first) == {"id", "score"}
+
+    main(["export", last, str(tmp_path / "export")])
+    predictor = Predictor.from_pretrained(tmp_path / "export")
+    scores = predictor.predict_outputs([(g["sentence1"], g["sentence2"]) for g in gold])
+    from_ckpt = torch.tensor([float(r["score"]) for r in rows])
+    assert (scores - from_ckpt).abs().max() <= 1e-4
+
+
+def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
+    """A run that dies in epoch 2 resumes from `last` and ends where an uninterrupted run would."""
+    root = tmp_path / "run"
+    steps_per_epoch = 8  # 64 rows / batch 8
+    crash = json.dumps({"class_path": "helpers.CrashAtStep", "init_args": {"step": steps_per_epoch + 3}})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2",
+                               "--trainer.callbacks+", crash)])
+    last = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == steps_per_epoch  # the end of epoch 1 survived the crash
+
+    main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2"), "--ckpt_path", "last"])
+    resumed = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 2 * steps_per_epoch
+    assert resumed["epoch"] == 1
+
+
+def test_bad_data_fails_before_training(tiny_backbone, korsts_slice, tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    lines = korsts_slice["train"].read_text(encoding="utf-8").splitlines()
+    cells = lines[5].split("\t")
+    cells[4] = "five"
+    lines[5] = "\t".join(cells)
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    files = {**korsts_slice, "train": bad}
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *sts_args(tiny_backbone, files, tmp_path / "run")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "bad.tsv, line 6, column 'score': label 'five' is not a number" in err
+    assert not (tmp_path / "run/checkpoints").exists()
+
+
+def test_ddp_two_cpu_processes(tiny_backbone, korsts_slice, tmp_path):
+    root = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "n2m.cli", "fit", *sts_args(tiny_backbone, korsts_slice, root),
+           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 4  # 64 rows / (8 per batch × 2 processes)

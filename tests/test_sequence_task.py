@@ -1,0 +1,193 @@
+"""SequenceTask, its data and its Predictor on a tiny random backbone: every head, pair mode and loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from n2m.data.datamodule import TextDataModule
+from n2m.data.examples import Columns
+from n2m.data.sampler import LengthGroupedSampler
+from n2m.export import export_checkpoint
+from n2m.predictor import Predictor
+from n2m.tasks.losses import cosent_loss
+from n2m.tasks.sequence import SequenceTask
+
+STS = Columns(text="sentence1", text_pair="sentence2", label="score", id="id")
+NLI = Columns(text="sentence1", text_pair="sentence2", label="gold_label")
+
+
+def make(backbone: str, files: dict[str, Path], columns: Columns, objective: str, pair_encoding: str = "cross",
+         **task_kwargs) -> tuple[SequenceTask, TextDataModule]:
+    data = TextDataModule(
+        train=str(files["train"]), val=str(files["val"]), columns=columns, batch_size=8, backbone=backbone,
+        objective=objective, pair_encoding=pair_encoding, max_length=48, cache_tokens=False,
+    )
+    task = SequenceTask(
+        backbone=backbone, objective=objective, pair_encoding=pair_encoding, label_names=data.label_names,
+        score_range=data.score_range, **{"lr": 1e-3, **task_kwargs},
+    )
+    return task, data
+
+
+def quick_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    options = dict(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
+    options.update(kwargs)
+    return L.Trainer(**options)
+
+
+def test_length_grouped_sampler_groups_and_covers() -> None:
+    torch.manual_seed(0)
+    lengths = torch.randint(1, 200, (1000,)).tolist()
+    sampler = LengthGroupedSampler(lengths, batch_size=16, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    batches = [order[i : i + 16] for i in range(0, 1000, 16)]
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    random_spread = sum(
+        max(lengths[i] for i in b) - min(lengths[i] for i in b)
+        for b in [list(range(i, min(i + 16, 1000))) for i in range(0, 1000, 16)]
+    ) / len(batches)
+    assert spread < random_spread / 5  # padding waste cut by far more than half
+    assert list(LengthGroupedSampler(lengths, 16, seed=1)) == order  # reproducible
+    assert list(sampler) != order  # a new order for the next epoch
+
+
+def test_cosent_prefers_correct_ranking() -> None:
+    target = torch.tensor([0.1, 0.5, 0.9])
+    right = cosent_loss(torch.tensor([0.0, 0.4, 0.8]), target)
+    wrong = cosent_loss(torch.tensor([0.8, 0.4, 0.0]), target)
+    assert right < wrong
+    assert cosent_loss(torch.tensor([0.5, 0.5]), torch.tensor([0.3, 0.3])) == 0  # no ordered pairs: zero
+
+
+@pytest.mark.parametrize(
+    ("objective", "pair_encoding", "loss"),
+    [("regression", "cross", "mse"), ("regression", "bi", "cosent"), ("regression", "cross", "smooth_l1")],
+)
+def test_regression_trains_and_scores(tiny_backbone, korsts_slice, tmp_path, objective, pair_encoding, loss):
+    task, data = make(tiny_backbone, korsts_slice, STS, objective, pair_encoding, loss=loss)
+    low, high = data.score_range
+    assert 0.0 <= low < high <= 5.0
+    trainer = quick_trainer(tmp_path)
+    trainer.fit(task, data)
+    metrics = trainer.callback_metrics
+    assert {"val/pearson", "val/spearman", "train/loss"} <= set(metrics)
+    assert -1.0 <= float(metrics["val/pearson"]) <= 1.0
+
+
+@pytest.mark.parametrize("pair_encoding", ["cross", "bi"])
+def test_classification_trains(tiny_backbone, kornli_slice, tmp_path, pair_encoding):
+    task, data = make(tiny_backbone, kornli_slice, NLI, "classification", pair_encoding,
+                      class_weights=[1.0, 2.0, 1.0], label_smoothing=0.1)
+    assert data.label_names == ["contradiction", "entailment", "neutral"]
+    trainer = quick_trainer(tmp_path)
+    trainer.fit(task, data)
+    assert {"val/accuracy", "val/f1_macro"} <= set(trainer.callback_metrics)
+
+
+def test_classifier_learns_a_learnable_rule(tiny_backbone, tmp_path):
+    """A check that could fail: the loop must actually learn (sentences with 'good' vs 'bad')."""
+    rows = ["text\tlabel"] + [f"this is {w} number {i}\t{w}" for i in range(40) for w in ("good", "bad")]
+    train = tmp_path / "train.tsv"
+    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    task, data = make(tiny_backbone, {"train": train, "val": train}, Columns(), "classification", lr=3e-3)
+    trainer = quick_trainer(tmp_path, max_epochs=4)
+    trainer.fit(task, data)
+    assert float(trainer.callback_metrics["val/accuracy"]) > 0.95
+
+
+def test_multilabel_single_text(tiny_backbone, tmp_path):
+    rows = ["text,label"] + [f'item {i},"{"a,b" if i % 2 else "b"}"' for i in range(24)]
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    task, data = make(tiny_backbone, {"train": train, "val": train}, Columns(), "multilabel")
+    assert data.label_names == ["a", "b"]
+    trainer = quick_trainer(tmp_path)
+    trainer.fit(task, data)
+    assert "val/f1_macro" in trainer.callback_metrics
+
+
+def test_layer_wise_lr_decay_groups(tiny_backbone, korsts_slice, tmp_path):
+    task, data = make(tiny_backbone, korsts_slice, STS, "regression", layer_lr_decay=0.5, head_lr=1e-2)
+    trainer = quick_trainer(tmp_path, max_steps=1)
+    trainer.fit(task, data)
+    lrs = {}
+    for name, p in task.model.named_parameters():
+        for group in trainer.optimizers[0].param_groups:
+            if any(p is q for q in group["params"]):
+                lrs[name] = group["initial_lr"]
+    assert lrs["head.weight"] == pytest.approx(1e-2)
+    assert lrs["encoder.encoder.layer.1.output.dense.weight"] == pytest.approx(1e-3 * 0.5)
+    assert lrs["encoder.encoder.layer.0.output.dense.weight"] == pytest.approx(1e-3 * 0.25)
+    assert lrs["encoder.embeddings.word_embeddings.weight"] == pytest.approx(1e-3 * 0.125)
+
+
+def test_freeze_embeddings(tiny_backbone, korsts_slice):
+    task, _ = make(tiny_backbone, korsts_slice, STS, "regression", freeze_embeddings=True)
+    assert not task.model.encoder.embeddings.word_embeddings.weight.requires_grad
+    assert task.model.encoder.encoder.layer[0].output.dense.weight.requires_grad
+
+
+@pytest.mark.parametrize(("columns", "objective", "files", "pair_encoding"), [
+    (STS, "regression", "korsts_slice", "bi"),
+    (NLI, "classification", "kornli_slice", "cross"),
+])
+def test_export_matches_checkpoint(tiny_backbone, request, tmp_path, columns, objective, files, pair_encoding):
+    files = request.getfixturevalue(files)
+    task, data = make(tiny_backbone, files, columns, objective, pair_encoding)
+    trainer = quick_trainer(tmp_path, enable_checkpointing=True, max_steps=2)
+    trainer.fit(task, data)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    out = export_checkpoint(ckpt, tmp_path / "export")
+    assert {"config.json", "model.safetensors", "n2m.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+
+    predictor = Predictor.from_pretrained(out)
+    examples = data.examples["val"]
+    inputs = [(ex.text, ex.text_pair) for ex in examples]
+    exported = predictor.predict_outputs(inputs, batch_size=5)
+    data.setup("validate")
+    task.eval()
+    with torch.no_grad():
+        reference = torch.cat([
+            task.model.to_outputs(task.model(batch)) for batch in
+            (data._collate([data.datasets["val"][i]]) for i in range(len(examples)))
+        ])
+    assert (exported - reference).abs().max() <= 1e-4
+    results = predictor.predict(inputs[:3])
+    if objective == "regression":
+        assert all(0.0 - 5 <= r.score <= 10 for r in results)
+    else:
+        assert results[0].label in predictor.schema.label_names
+        assert sum(results[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_init_from_keeps_encoder_and_renews_head(tiny_backbone, kornli_slice, korsts_slice, tmp_path):
+    nli, nli_data = make(tiny_backbone, kornli_slice, NLI, "classification")
+    trainer = quick_trainer(tmp_path, max_steps=2)
+    trainer.fit(nli, nli_data)
+    ckpt = tmp_path / "nli.ckpt"
+    trainer.save_checkpoint(ckpt)
+    sts, _ = make(tiny_backbone, korsts_slice, STS, "regression", init_from=str(ckpt))
+    a = nli.model.encoder.encoder.layer[1].output.dense.weight
+    b = sts.model.encoder.encoder.layer[1].output.dense.weight
+    assert torch.equal(a, b)
+    assert sts.model.head.weight.shape == (1, 32)
+
+
+def test_predictor_rejects_bad_inputs(tiny_backbone, korsts_slice, tmp_path):
+    task, data = make(tiny_backbone, korsts_slice, STS, "regression", "bi")
+    trainer = quick_trainer(tmp_path, max_steps=1)
+    trainer.fit(task, data)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    predictor = Predictor.from_pretrained(export_checkpoint(tmp_path / "m.ckpt", tmp_path / "out"))
+    with pytest.raises(ValueError, match="input 0: expected 2 text"):
+        predictor.predict(["only one"])
+    with pytest.raises(ValueError, match=r"missing field\(s\) \['text_pair'\]"):
+        predictor.predict([{"text": "a"}])
+    assert len(predictor.predict([{"text": "a", "text_pair": "b"}, ("c", "d")])) == 2
