@@ -25,11 +25,7 @@ from n2m.backbones.vocab_trim import trim_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 KORSTS_TRAIN = next(
-    (
-        p
-        for p in (ROOT / "data/korsts/sts-train.tsv", Path("/work/shared/data/korsts/sts-train.tsv"))
-        if p.is_file()
-    ),
+    (p for p in (ROOT / "data/korsts/sts-train.tsv", Path("/work/shared/data/korsts/sts-train.tsv")) if p.is_file()),
     ROOT / "data/korsts/sts-train.tsv",
 )
 

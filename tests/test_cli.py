@@ -20,17 +20,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def sts_args(backbone: str, files: dict[str, Path], root: Path, *extra: str) -> list[str]:
     return [
-        "--config", str(ROOT / "recipes/korsts.yaml"),
-        "--model.backbone", backbone,
-        "--model.lr", "1e-3",
-        "--data.train", str(files["train"]),
-        "--data.val", str(files["val"]),
-        "--data.test", str(files["test"]),
-        "--data.batch_size", "8",
-        "--data.cache_tokens", "false",
-        "--trainer.default_root_dir", str(root),
-        "--trainer.max_epochs", "1",
-        "--trainer.enable_progress_bar", "false",
+        "--config",
+        str(ROOT / "recipes/korsts.yaml"),
+        "--model.backbone",
+        backbone,
+        "--model.lr",
+        "1e-3",
+        "--data.train",
+        str(files["train"]),
+        "--data.val",
+        str(files["val"]),
+        "--data.test",
+        str(files["test"]),
+        "--data.batch_size",
+        "8",
+        "--data.cache_tokens",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
         *extra,
     ]
 
@@ -54,8 +65,18 @@ def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path):
     main(["test", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last])
 
     out_csv = tmp_path / "pred.csv"
-    main(["predict", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last,
-          "--data.predict", str(korsts_slice["test"]), "--output", str(out_csv)])
+    main(
+        [
+            "predict",
+            *sts_args(tiny_backbone, korsts_slice, root),
+            "--ckpt_path",
+            last,
+            "--data.predict",
+            str(korsts_slice["test"]),
+            "--output",
+            str(out_csv),
+        ]
+    )
     with out_csv.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     with korsts_slice["test"].open(encoding="utf-8") as f:
@@ -63,8 +84,18 @@ def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path):
     assert [r["id"] for r in rows] == [g["id"] for g in gold]  # file order and ids kept
 
     out_jsonl = tmp_path / "pred.jsonl"
-    main(["predict", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last,
-          "--data.predict", str(korsts_slice["test"]), "--output", str(out_jsonl)])
+    main(
+        [
+            "predict",
+            *sts_args(tiny_backbone, korsts_slice, root),
+            "--ckpt_path",
+            last,
+            "--data.predict",
+            str(korsts_slice["test"]),
+            "--output",
+            str(out_jsonl),
+        ]
+    )
     first = json.loads(out_jsonl.read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"id", "score"}
 
@@ -81,8 +112,14 @@ def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
     steps_per_epoch = 8  # 64 rows / batch 8
     crash = json.dumps({"class_path": "helpers.CrashAtStep", "init_args": {"step": steps_per_epoch + 3}})
     with pytest.raises(RuntimeError, match="simulated crash"):
-        main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2",
-                               "--trainer.callbacks+", crash)])
+        main(
+            [
+                "fit",
+                *sts_args(
+                    tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--trainer.callbacks+", crash
+                ),
+            ]
+        )
     last = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == steps_per_epoch  # the end of epoch 1 survived the crash
 
@@ -111,8 +148,19 @@ def test_bad_data_fails_before_training(tiny_backbone, korsts_slice, tmp_path, c
 def test_ddp_two_cpu_processes(tiny_backbone, korsts_slice, tmp_path):
     root = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "n2m.cli", "fit", *sts_args(tiny_backbone, korsts_slice, root),
-           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "n2m.cli",
+        "fit",
+        *sts_args(tiny_backbone, korsts_slice, root),
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     ckpt = torch.load(root / "checkpoints/last.ckpt", weights_only=True)

@@ -68,7 +68,7 @@ def test_label_never_seen_in_training(tmp_path: Path) -> None:
 
 
 def test_wrong_encoding_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "cp949.tsv", "sentence1\tsentence2\tscore\n".encode() + "가\t나\t1\n".encode("cp949"))
+    path = write(tmp_path, "cp949.tsv", b"sentence1\tsentence2\tscore\n" + "가\t나\t1\n".encode("cp949"))
     with pytest.raises(DataError, match=r"cp949\.tsv, line 2: is not valid UTF-8.*iconv"):
         load_sequence_examples(path, STS, "regression")
 
@@ -86,7 +86,9 @@ def test_jsonl_bad_line(tmp_path: Path) -> None:
 
 
 def test_json_list_reports_object_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.json", '[\n  {"premise": "a", "hypothesis": "b", "gold_label": "x"},\n  {"premise": "c"}\n]')
+    path = write(
+        tmp_path, "a.json", '[\n  {"premise": "a", "hypothesis": "b", "gold_label": "x"},\n  {"premise": "c"}\n]'
+    )
     cols = Columns(text="premise", text_pair="hypothesis", label="gold_label")
     with pytest.raises(DataError, match=r"a\.json, line 3, column 'hypothesis': missing column"):
         load_sequence_examples(path, cols, "classification")
@@ -100,7 +102,7 @@ def test_klue_nli_json_list() -> None:
 
 
 def test_multilabel_labels_split(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.csv", "text,label\nhello,\"b,a\"\n")
+    path = write(tmp_path, "a.csv", 'text,label\nhello,"b,a"\n')
     (example,) = load_sequence_examples(path, Columns(), "multilabel")
     assert example.label == ("a", "b")
 

@@ -20,22 +20,41 @@ STS = Columns(text="sentence1", text_pair="sentence2", label="score", id="id")
 NLI = Columns(text="sentence1", text_pair="sentence2", label="gold_label")
 
 
-def make(backbone: str, files: dict[str, Path], columns: Columns, objective: str, pair_encoding: str = "cross",
-         **task_kwargs) -> tuple[SequenceTask, TextDataModule]:
+def make(
+    backbone: str, files: dict[str, Path], columns: Columns, objective: str, pair_encoding: str = "cross", **task_kwargs
+) -> tuple[SequenceTask, TextDataModule]:
     data = TextDataModule(
-        train=str(files["train"]), val=str(files["val"]), columns=columns, batch_size=8, backbone=backbone,
-        objective=objective, pair_encoding=pair_encoding, max_length=48, cache_tokens=False,
+        train=str(files["train"]),
+        val=str(files["val"]),
+        columns=columns,
+        batch_size=8,
+        backbone=backbone,
+        objective=objective,
+        pair_encoding=pair_encoding,
+        max_length=48,
+        cache_tokens=False,
     )
     task = SequenceTask(
-        backbone=backbone, objective=objective, pair_encoding=pair_encoding, label_names=data.label_names,
-        score_range=data.score_range, **{"lr": 1e-3, **task_kwargs},
+        backbone=backbone,
+        objective=objective,
+        pair_encoding=pair_encoding,
+        label_names=data.label_names,
+        score_range=data.score_range,
+        **{"lr": 1e-3, **task_kwargs},
     )
     return task, data
 
 
 def quick_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    options = dict(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
+    options = dict(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
     options.update(kwargs)
     return L.Trainer(**options)
 
@@ -82,8 +101,15 @@ def test_regression_trains_and_scores(tiny_backbone, korsts_slice, tmp_path, obj
 
 @pytest.mark.parametrize("pair_encoding", ["cross", "bi"])
 def test_classification_trains(tiny_backbone, kornli_slice, tmp_path, pair_encoding):
-    task, data = make(tiny_backbone, kornli_slice, NLI, "classification", pair_encoding,
-                      class_weights=[1.0, 2.0, 1.0], label_smoothing=0.1)
+    task, data = make(
+        tiny_backbone,
+        kornli_slice,
+        NLI,
+        "classification",
+        pair_encoding,
+        class_weights=[1.0, 2.0, 1.0],
+        label_smoothing=0.1,
+    )
     assert data.label_names == ["contradiction", "entailment", "neutral"]
     trainer = quick_trainer(tmp_path)
     trainer.fit(task, data)
@@ -133,10 +159,13 @@ def test_freeze_embeddings(tiny_backbone, korsts_slice):
     assert task.model.encoder.encoder.layer[0].output.dense.weight.requires_grad
 
 
-@pytest.mark.parametrize(("columns", "objective", "files", "pair_encoding"), [
-    (STS, "regression", "korsts_slice", "bi"),
-    (NLI, "classification", "kornli_slice", "cross"),
-])
+@pytest.mark.parametrize(
+    ("columns", "objective", "files", "pair_encoding"),
+    [
+        (STS, "regression", "korsts_slice", "bi"),
+        (NLI, "classification", "kornli_slice", "cross"),
+    ],
+)
 def test_export_matches_checkpoint(tiny_backbone, request, tmp_path, columns, objective, files, pair_encoding):
     files = request.getfixturevalue(files)
     task, data = make(tiny_backbone, files, columns, objective, pair_encoding)
@@ -154,10 +183,12 @@ def test_export_matches_checkpoint(tiny_backbone, request, tmp_path, columns, ob
     data.setup("validate")
     task.eval()
     with torch.no_grad():
-        reference = torch.cat([
-            task.model.to_outputs(task.model(batch)) for batch in
-            (data._collate([data.datasets["val"][i]]) for i in range(len(examples)))
-        ])
+        reference = torch.cat(
+            [
+                task.model.to_outputs(task.model(batch))
+                for batch in (data._collate([data.datasets["val"][i]]) for i in range(len(examples)))
+            ]
+        )
     assert (exported - reference).abs().max() <= 1e-4
     results = predictor.predict(inputs[:3])
     if objective == "regression":

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Predictor", "SequenceTask", "TextDataModule", "__version__"]
+__all__ = ["Predictor", "SequencePredictor", "SequenceTask", "TextDataModule", "__version__"]
 
 _LAZY = {
     "Predictor": "n2m.predictor",
+    "SequencePredictor": "n2m.predictor",
     "SequenceTask": "n2m.tasks.sequence",
     "TextDataModule": "n2m.data.datamodule",
 }

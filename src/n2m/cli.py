@@ -1,38 +1,55 @@
 """The `n2m` command: `fit | validate | test | predict` through LightningCLI, plus `export`.
 
-    n2m fit --config recipes/korsts.yaml
-    n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interrupted run
-    n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
-    n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
-    n2m export runs/korsts/checkpoints/last.ckpt out/korsts
+n2m fit --config recipes/korsts.yaml
+n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interrupted run
+n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
+n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
+n2m export runs/korsts/checkpoints/last.ckpt out/korsts
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import platform
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from n2m.backbones import BackboneError
 from n2m.callbacks import PredictionFileWriter, default_callbacks, default_loggers
-from n2m.data.datamodule import TextDataModule
 from n2m.errors import DataError
-from n2m.tasks.sequence import SequenceTask
+from n2m.registry import SHAPES, Shape, get_shape, load_object
 
 
 class N2MCLI(LightningCLI):
+    """LightningCLI for one shape; `main` picks the shape from the recipe's `shape:` key (N21 by default)."""
+
+    shape: Shape
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--shape", default="N21", help=f"the task's shape: one of {sorted(SHAPES)}")
         # the model decides what the data must produce ...
-        for key in ("backbone", "objective", "pair_encoding"):
+        for key in self.shape.model_to_data:
             parser.link_arguments(f"model.{key}", f"data.{key}")
         # ... and the data tells the model what its labels are
-        parser.link_arguments("data.label_names", "model.label_names", apply_on="instantiate")
-        parser.link_arguments("data.score_range", "model.score_range", apply_on="instantiate")
+        for key in self.shape.data_to_model:
+            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
         parser.add_argument("--output", default=None, help="predict: file to write (.csv or .jsonl)")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="fit: score the best checkpoint (chosen on validation) on the test split once, at the end",
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
@@ -45,11 +62,42 @@ class N2MCLI(LightningCLI):
             kwargs["logger"] = default_loggers(root)
         return super().instantiate_trainer(**kwargs)
 
+    def before_fit(self) -> None:
+        self._fit_started = time.time()
+
+    def after_fit(self) -> None:
+        """The test split is scored once, with the checkpoint validation chose, and written down."""
+        if not self._get(self.config, "test_after_fit") or not self.datamodule._has("test"):
+            return
+        callback = self.trainer.checkpoint_callback
+        best = getattr(callback, "best_model_path", "") or None
+        metrics = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or "last")
+        if self.trainer.is_global_zero:
+            report = {
+                "test": metrics[0] if metrics else {},
+                "best_checkpoint": best,
+                "best_val": {callback.monitor: float(callback.best_model_score)} if best else None,
+                "epochs": self.trainer.current_epoch,
+                "fit_wall_s": round(time.time() - self._fit_started, 1),
+                "machine": machine_description(),
+                "date": datetime.date.today().isoformat(),
+            }
+            path = Path(self.trainer.default_root_dir) / "results.json"
+            path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            print(f"test metrics of {best or 'the last checkpoint'} written to {path}")
+
     def before_predict(self) -> None:
         output = self._get(self.config, "output")
         if not output:
             raise SystemExit("n2m predict: pass --output FILE (.csv or .jsonl) to say where predictions go")
         self.trainer.callbacks.append(PredictionFileWriter(output))
+
+
+def machine_description() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {device}, torch {torch.__version__}"
 
 
 def _export(argv: list[str]) -> None:
@@ -63,22 +111,41 @@ def _export(argv: list[str]) -> None:
     print(f"exported {args.checkpoint} to {out}")
 
 
+def shape_of(argv: list[str]) -> str:
+    """`--shape X` on the command line wins; else the last `--config` file that has a `shape:` key."""
+    shape = "N21"
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv) and Path(argv[i + 1]).is_file():
+            config = yaml.safe_load(Path(argv[i + 1]).read_text(encoding="utf-8")) or {}
+            shape = config.get("shape", shape) if isinstance(config, dict) else shape
+        elif arg.startswith("--config="):
+            return shape_of(["--config", arg.split("=", 1)[1], *argv[i + 1 :]])
+    for i, arg in enumerate(argv):
+        if arg == "--shape" and i + 1 < len(argv):
+            shape = argv[i + 1]
+        elif arg.startswith("--shape="):
+            shape = arg.split("=", 1)[1]
+    return shape
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv and argv[0] == "export":
             _export(argv[1:])
             return
-        N2MCLI(
-            SequenceTask,
-            TextDataModule,
+        shape = get_shape(shape_of(argv))
+        cli_class = type("N2MCLI", (N2MCLI,), {"shape": shape})
+        cli_class(
+            load_object(shape.task),
+            load_object(shape.data),
             args=argv,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"max_epochs": 3, "log_every_n_steps": 10},
             auto_configure_optimizers=False,
         )
-    except (DataError, FileNotFoundError) as err:
+    except (DataError, BackboneError, FileNotFoundError) as err:
         # bad input is the user's to fix: a clear message, not a traceback
         print(f"n2m: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -25,20 +25,32 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Dispatch on the checkpoint's shape (saved by every task, see `BaseTask.on_save_checkpoint`)."""
+    from n2m.registry import get_shape, load_object
+
     ckpt = read_checkpoint(checkpoint)
-    model_hparams = ckpt["hyper_parameters"]
-    data_hparams = ckpt.get("datamodule_hyper_parameters", {})
-    schema = TaskSchema.from_hparams(model_hparams, data_hparams)
+    shape = get_shape(ckpt.get("n2m_shape", "N21"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    backbone_dir = resolve_backbone(model_hparams["backbone"])
+    load_object(shape.exporter)(ckpt, out)
+    return out
+
+
+def save_backbone_files(backbone: str, out: Path) -> None:
+    """The backbone's config and tokenizer, so the folder loads without the backbone cache."""
+    backbone_dir = resolve_backbone(backbone)
     AutoConfig.from_pretrained(backbone_dir).save_pretrained(out)
     AutoTokenizer.from_pretrained(backbone_dir).save_pretrained(out)
-    weights = {
-        k.removeprefix("model."): v.contiguous()
-        for k, v in ckpt["state_dict"].items()
-        if k.startswith("model.")
-    }
+
+
+def save_model_weights(ckpt: dict, out: Path, prefix: str = "model.") -> None:
+    weights = {k.removeprefix(prefix): v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
-    schema.save(out)
-    return out
+
+
+def export_sequence(ckpt: dict, out: Path) -> None:
+    model_hparams = ckpt["hyper_parameters"]
+    data_hparams = ckpt.get("datamodule_hyper_parameters", {})
+    save_backbone_files(model_hparams["backbone"], out)
+    save_model_weights(ckpt, out)
+    TaskSchema.from_hparams(model_hparams, data_hparams).save(out)

@@ -1,4 +1,8 @@
-"""`Predictor`: an exported model folder → typed results, without Lightning and without pickle."""
+"""`Predictor`: an exported model folder → typed results, without Lightning and without pickle.
+
+`Predictor.from_pretrained(folder)` reads the folder's `n2m.json` and returns the predictor of its
+shape (`SequencePredictor` for N21), found through `n2m.registry`.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,29 @@ Input = str | tuple[str, str] | list[str] | dict[str, str]
 
 
 class Predictor:
-    """Batches inputs (longest first, so padding is small), runs the model, returns typed results.
+    """Base of every shape's predictor: `schema`, `from_pretrained`, `predict(inputs) -> list[result]`."""
+
+    schema: TaskSchema
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> Predictor:
+        if cls is not Predictor:
+            return cls._load(Path(folder), device)
+        from n2m.registry import get_shape, load_object
+
+        shape = get_shape(TaskSchema.load(folder).shape)
+        return load_object(shape.predictor)._load(Path(folder), device)
+
+    @classmethod
+    def _load(cls, folder: Path, device: str) -> Predictor:
+        raise NotImplementedError
+
+    def predict(self, inputs: Sequence[Any], batch_size: int = 64, **options: Any) -> list[Any]:
+        raise NotImplementedError
+
+
+class SequencePredictor(Predictor):
+    """N21. Batches inputs (longest first, so padding is small), runs the model, returns typed results.
 
     >>> p = Predictor.from_pretrained("out/korsts")
     >>> p.predict([("한 남자가 기타를 치고 있다.", "남자가 기타를 연주한다.")])
@@ -36,8 +62,7 @@ class Predictor:
         self.device = device
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> Predictor:
-        folder = Path(folder)
+    def _load(cls, folder: Path, device: str) -> SequencePredictor:
         schema = TaskSchema.load(folder)
         encoder = build_encoder(AutoConfig.from_pretrained(folder), pretrained=False)
         model = SequenceModel(

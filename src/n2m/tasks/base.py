@@ -10,8 +10,11 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from safetensors.torch import load_file
-from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
-from transformers import get_linear_schedule_with_warmup
+from transformers import (
+    get_constant_schedule_with_warmup,
+    get_cosine_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
+)
 
 Schedule = Literal["linear", "cosine", "constant"]
 _SCHEDULES = {
@@ -39,6 +42,10 @@ class BaseTask(L.LightningModule):
 
     model: torch.nn.Module
     main_metric: str
+    shape: str  # registry key, stored in checkpoints so `n2m export` finds the shape's exporter
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["n2m_shape"] = self.shape
 
     def warm_start(self) -> None:
         """`init_from`: take every weight whose name and shape match (e.g. a KorNLI model's encoder before STS).
@@ -79,9 +86,11 @@ class BaseTask(L.LightningModule):
         params = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
         optimizer = torch.optim.AdamW(params, lr=h.lr, fused=False)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = _SCHEDULES[h.schedule](optimizer, int(h.warmup_ratio * total), **(
-            {} if h.schedule == "constant" else {"num_training_steps": total}
-        ))
+        scheduler = _SCHEDULES[h.schedule](
+            optimizer,
+            int(h.warmup_ratio * total),
+            **({} if h.schedule == "constant" else {"num_training_steps": total}),
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def apply_freezing(self) -> None:

@@ -28,14 +28,18 @@ def build_metrics(objective: Objective, num_labels: int) -> MetricCollection:
     if objective == "regression":
         return MetricCollection({"pearson": PearsonCorrCoef(), "spearman": SpearmanCorrCoef()})
     if objective == "classification":
-        return MetricCollection({
-            "accuracy": MulticlassAccuracy(num_labels, average="micro"),
-            "f1_macro": MulticlassF1Score(num_labels, average="macro"),
-        })
-    return MetricCollection({
-        "accuracy": MultilabelAccuracy(num_labels, average="micro"),
-        "f1_macro": MultilabelF1Score(num_labels, average="macro"),
-    })
+        return MetricCollection(
+            {
+                "accuracy": MulticlassAccuracy(num_labels, average="micro"),
+                "f1_macro": MulticlassF1Score(num_labels, average="macro"),
+            }
+        )
+    return MetricCollection(
+        {
+            "accuracy": MultilabelAccuracy(num_labels, average="micro"),
+            "f1_macro": MultilabelF1Score(num_labels, average="macro"),
+        }
+    )
 
 
 class SequenceTask(BaseTask):
@@ -55,6 +59,8 @@ class SequenceTask(BaseTask):
         init_from: a checkpoint or exported folder to take matching weights from (intermediate training).
         early_stopping_patience: stop after this many validations without improvement (off when None).
     """
+
+    shape = "N21"
 
     def __init__(
         self,
