@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import (
     BasePredictionWriter,
     Callback,
@@ -18,8 +17,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from n2m.outputs import decode_outputs, write_predictions
-from n2m.schema import TaskSchema
+from n2m.outputs import write_rows
 
 
 def default_callbacks(task: L.LightningModule, root_dir: str | Path, progress_bar: bool = True) -> list[Callback]:
@@ -50,7 +48,7 @@ def default_loggers(root_dir: str | Path) -> list[Logger]:
 
 
 class PredictionFileWriter(BasePredictionWriter):
-    """Writes `n2m predict` results to CSV or JSONL in input order, with the input file's ids."""
+    """Writes `n2m predict` results in input order; the task turns its outputs into rows (`prediction_rows`)."""
 
     def __init__(self, output: str | Path) -> None:
         super().__init__(write_interval="epoch")
@@ -58,12 +56,6 @@ class PredictionFileWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:  # type: ignore[override]
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
-        index = torch.cat([b["index"] for b in batches])
-        outputs = torch.cat([b["outputs"] for b in batches])
-        ordered = torch.empty_like(outputs)
-        ordered[index] = outputs
-        datamodule = trainer.datamodule
-        schema = TaskSchema.from_hparams(pl_module.hparams, datamodule.hparams)
-        ids = [ex.id for ex in datamodule.examples["predict"]]
-        write_predictions(self.output, decode_outputs(ordered, schema), ids)
-        pl_module.print(f"wrote {len(ids)} predictions to {self.output}")
+        rows = pl_module.prediction_rows(batches, trainer.datamodule)
+        write_rows(self.output, rows)
+        pl_module.print(f"wrote {len(rows)} predictions to {self.output}")

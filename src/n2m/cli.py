@@ -67,7 +67,7 @@ class N2MCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """The test split is scored once, with the checkpoint validation chose, and written down."""
-        if not self._get(self.config, "test_after_fit") or not self.datamodule._has("test"):
+        if not self._get(self.config, "test_after_fit") or not self.datamodule.has_split("test"):
             return
         callback = self.trainer.checkpoint_callback
         best = getattr(callback, "best_model_path", "") or None

@@ -51,6 +51,6 @@ def save_model_weights(ckpt: dict, out: Path, prefix: str = "model.") -> None:
 def export_sequence(ckpt: dict, out: Path) -> None:
     model_hparams = ckpt["hyper_parameters"]
     data_hparams = ckpt.get("datamodule_hyper_parameters", {})
-    save_backbone_files(model_hparams["backbone"], out)
+    save_backbone_files(model_hparams.get("backbone_dir") or model_hparams["backbone"], out)
     save_model_weights(ckpt, out)
     TaskSchema.from_hparams(model_hparams, data_hparams).save(out)

@@ -7,6 +7,7 @@ shape (`SequencePredictor` for N21), found through `n2m.registry`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from n2m.data.encoding import collate_features, encode_texts, feature_length
 from n2m.models.encoder import build_encoder
 from n2m.models.sequence import SequenceModel
 from n2m.outputs import Prediction, decode_outputs
-from n2m.schema import TaskSchema
+from n2m.schema import TaskSchema, read_info
 
 Input = str | tuple[str, str] | list[str] | dict[str, str]
 
@@ -34,12 +35,17 @@ class Predictor:
             return cls._load(Path(folder), device)
         from n2m.registry import get_shape, load_object
 
-        shape = get_shape(TaskSchema.load(folder).shape)
+        shape = get_shape(read_info(folder).get("shape", "N21"))
         return load_object(shape.predictor)._load(Path(folder), device)
 
     @classmethod
     def _load(cls, folder: Path, device: str) -> Predictor:
         raise NotImplementedError
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the model is (the folder's `n2m.json`): shape, inputs, labels, backbone, version."""
+        return asdict(self.schema)
 
     def predict(self, inputs: Sequence[Any], batch_size: int = 64, **options: Any) -> list[Any]:
         raise NotImplementedError

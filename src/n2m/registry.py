@@ -37,7 +37,7 @@ SHAPES: dict[str, Shape] = {
         predictor="n2m.predictor:SequencePredictor",
         exporter="n2m.export:export_sequence",
         model_to_data=("backbone", "objective", "pair_encoding"),
-        data_to_model=("label_names", "score_range"),
+        data_to_model=("label_names", "score_range", "backbone_dir"),
     ),
 }
 

@@ -13,8 +13,18 @@ from n2m.data.encoding import EncodingSpec
 SCHEMA_FILE = "n2m.json"
 
 
+def read_info(folder: str | Path) -> dict[str, Any]:
+    """The raw `n2m.json` of an exported folder; every shape's file has at least `shape`."""
+    path = Path(folder, SCHEMA_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {folder} a folder written by `n2m export`?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 @dataclass
 class TaskSchema:
+    """The N21 schema."""
+
     shape: str
     objective: str
     inputs: list[str]
@@ -51,9 +61,6 @@ class TaskSchema:
 
     @classmethod
     def load(cls, folder: str | Path) -> TaskSchema:
-        path = Path(folder, SCHEMA_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: is {folder} a folder written by `n2m export`?")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_info(folder)
         data["encoding"] = EncodingSpec(**data["encoding"])
         return cls(**data)

@@ -7,16 +7,17 @@ folder or, where a hub is reachable (or its cache already holds it), a hub id.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-__all__ = ["OFFLINE_BACKBONES", "BackboneError", "n2m_home", "resolve_backbone"]
+__all__ = ["OFFLINE_BACKBONES", "BackboneError", "n2m_home", "resolve_backbone", "trimmed_backbone"]
 
 OFFLINE_BACKBONES: dict[str, str] = {
     "e5-small": "multilingual-e5-small (Korean + 100 languages; 12 layers, hidden 384, 118M params), "
@@ -55,6 +56,16 @@ def resolve_backbone(name: str) -> Path:
             f"tokenizer files) or one of the offline short names: {_short_names()}"
         )
     return _from_hub(name)
+
+
+def trimmed_backbone(name: str, texts: Iterable[str]) -> Path:
+    """`name`'s backbone cut down to the vocabulary pieces `texts` use (see `vocab_trim`), cached by both."""
+    from n2m.backbones.vocab_trim import trim_vocab
+
+    source = resolve_backbone(name)
+    texts = sorted(set(texts))
+    digest = hashlib.sha256("\n".join([str(source), *texts]).encode()).hexdigest()[:16]
+    return _converted(f"{source.name}-trim-{digest}", lambda out: trim_vocab(source, texts, out), version=1)
 
 
 def _short_names() -> str:

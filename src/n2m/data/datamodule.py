@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from n2m.backbones import n2m_home, resolve_backbone
+from n2m.backbones import n2m_home, resolve_backbone, trimmed_backbone
 from n2m.data.encoding import EncodingSpec, PairEncoding, collate_features, encode_texts, feature_length
 from n2m.data.examples import (
     Columns,
@@ -57,7 +57,8 @@ class TextDataModule(L.LightningDataModule):
 
     Splits come from separate files or from seeded ratio splits of `train`. `backbone`, `objective`
     and `pair_encoding` come from the model (the CLI links them); `label_names` default to the sorted
-    labels of the training file and `score_range` to its lowest and highest score.
+    labels of the training file and `score_range` to its lowest and highest score; the model is built
+    from `backbone_dir` (the backbone, vocabulary-trimmed when `trim_vocab` is set).
     """
 
     def __init__(
@@ -79,6 +80,8 @@ class TextDataModule(L.LightningDataModule):
         group_by_length: bool = True,
         num_workers: int = 0,
         cache_tokens: bool = True,
+        trim_vocab: bool = False,
+        vocab_corpus: list[str] | None = None,
         backbone: str = "e5-small",
         objective: Objective = "regression",
         pair_encoding: PairEncoding = "cross",
@@ -127,15 +130,28 @@ class TextDataModule(L.LightningDataModule):
         return (min(scores), max(scores))
 
     @cached_property
+    def backbone_dir(self) -> str:
+        """The backbone folder: as named, or cut to the pieces the training and validation texts (and
+        `vocab_corpus`, plain-text files) use when `trim_vocab` is set: e5-small goes from 118M to ~30M
+        parameters, and every one of those texts tokenizes exactly as before."""
+        if not self.hparams.trim_vocab:
+            return str(resolve_backbone(self.hparams.backbone))
+        splits = self._splits("fit")
+        texts = [t for exs in splits.values() for ex in exs for t in (ex.text, ex.text_pair) if t is not None]
+        for path in self.hparams.vocab_corpus or []:
+            texts += [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        return str(trimmed_backbone(self.hparams.backbone, [self.spec.text_prefix + t for t in texts]))
+
+    @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        return AutoTokenizer.from_pretrained(resolve_backbone(self.hparams.backbone))
+        return AutoTokenizer.from_pretrained(self.backbone_dir)
 
     # ---- Lightning hooks ----------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Once per machine: convert the backbone, validate every file, tokenize into the cache."""
-        resolve_backbone(self.hparams.backbone)
+        self.backbone_dir  # noqa: B018 - converts (and trims) once, before any process needs it
         for split in ("fit", "test", "predict"):
-            if self._has(split):
+            if self.has_split(split):
                 self._splits(split)
 
     def setup(self, stage: str) -> None:
@@ -162,7 +178,8 @@ class TextDataModule(L.LightningDataModule):
         return self._eval_loader("predict")
 
     # ---- internals -----------------------------------------------------------------------------------
-    def _has(self, stage: str) -> bool:
+    def has_split(self, stage: str) -> bool:
+        """Whether the recipe gives data for a stage (`fit`, `validate`, `test`, `predict`)."""
         h = self.hparams
         return {
             "fit": bool(h.train),

@@ -47,6 +47,10 @@ class BaseTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["n2m_shape"] = self.shape
 
+    def prediction_rows(self, batches: list[Any], datamodule: Any) -> list[dict[str, Any]]:
+        """`predict_step` outputs → one dict per input, in the input file's order (for `n2m predict`)."""
+        raise NotImplementedError
+
     def warm_start(self) -> None:
         """`init_from`: take every weight whose name and shape match (e.g. a KorNLI model's encoder before STS).
 

@@ -18,6 +18,8 @@ from n2m.data.encoding import PairEncoding
 from n2m.models.encoder import build_encoder
 from n2m.models.pooling import Pooling
 from n2m.models.sequence import Objective, SequenceModel
+from n2m.outputs import decode_outputs, prediction_rows
+from n2m.schema import TaskSchema
 from n2m.tasks.base import BaseTask, Schedule
 from n2m.tasks.losses import LossName, compute_loss, resolve_loss
 
@@ -58,6 +60,8 @@ class SequenceTask(BaseTask):
         head_lr: LR of the head (defaults to `lr`).
         init_from: a checkpoint or exported folder to take matching weights from (intermediate training).
         early_stopping_patience: stop after this many validations without improvement (off when None).
+        backbone_dir: the folder the backbone is loaded from; set by the data (a vocabulary-trimmed copy
+            with `data.trim_vocab`), else resolved from `backbone`.
     """
 
     shape = "N21"
@@ -83,6 +87,7 @@ class SequenceTask(BaseTask):
         freeze_embeddings: bool = False,
         init_from: str | None = None,
         early_stopping_patience: int | None = None,
+        backbone_dir: str | None = None,
     ) -> None:
         super().__init__()
         if objective != "regression" and not label_names:
@@ -92,7 +97,7 @@ class SequenceTask(BaseTask):
         self.loss_name = resolve_loss(loss, objective)
         num_labels = len(label_names) if label_names else 1
         self.model = SequenceModel(
-            build_encoder(resolve_backbone(backbone)),
+            build_encoder(backbone_dir or resolve_backbone(backbone)),
             objective,
             num_labels,
             pair_encoding,
@@ -143,3 +148,13 @@ class SequenceTask(BaseTask):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         return {"index": batch["index"], "outputs": self.model.to_outputs(self.model(batch))}
+
+    def prediction_rows(self, batches: list[dict[str, torch.Tensor]], datamodule: Any) -> list[dict[str, Any]]:
+        """Batch outputs (in length order) → rows in file order, with the input file's ids."""
+        index = torch.cat([b["index"] for b in batches])
+        outputs = torch.cat([b["outputs"] for b in batches])
+        ordered = torch.empty_like(outputs)
+        ordered[index] = outputs
+        schema = TaskSchema.from_hparams(self.hparams, datamodule.hparams)
+        ids = [ex.id for ex in datamodule.examples["predict"]]
+        return prediction_rows(decode_outputs(ordered, schema), ids)

@@ -1,4 +1,4 @@
-"""Readers: turn a file into records (a line number and named fields).
+"""Table readers (CSV, TSV, JSONL, JSON lists): one record per row.
 
 A reader only knows the file format. Validation against a task (which columns, which label type)
 happens in `n2m.data.examples`, so every format gets the same checks and messages.
@@ -31,7 +31,7 @@ class Record:
 Reader = Callable[..., Iterator[Record]]
 
 
-def _open_text(path: Path) -> list[str]:
+def open_text(path: Path) -> list[str]:
     """Read the whole file as UTF-8, naming the line of the first undecodable byte."""
     raw = path.read_bytes()
     try:
@@ -60,7 +60,7 @@ def read_delimited(
     (STS-B has two optional source columns on some rows).
     """
     path = Path(path)
-    lines = _open_text(path)
+    lines = open_text(path)
     reader = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
     names = list(column_names) if column_names else None
     if header:
@@ -99,7 +99,7 @@ def read_csv(path: str | Path, **kwargs: Any) -> Iterator[Record]:
 
 def read_jsonl(path: str | Path, **_: Any) -> Iterator[Record]:
     path = Path(path)
-    for line_no, line in enumerate(_open_text(path), start=1):
+    for line_no, line in enumerate(open_text(path), start=1):
         if not line.strip():
             continue
         try:
@@ -114,7 +114,7 @@ def read_jsonl(path: str | Path, **_: Any) -> Iterator[Record]:
 def read_json(path: str | Path, **_: Any) -> Iterator[Record]:
     """A JSON list of objects (KLUE style). Line numbers are those where each object starts."""
     path = Path(path)
-    text = "".join(_open_text(path))
+    text = "".join(open_text(path))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -160,7 +160,7 @@ def _object_start_lines(text: str, depth: int) -> list[int]:
     return lines
 
 
-READERS: dict[str, Reader] = {
+TABLE_READERS: dict[str, Reader] = {
     "csv": read_csv,
     "tsv": read_tsv,
     "jsonl": read_jsonl,
@@ -176,17 +176,6 @@ def detect_format(path: str | Path) -> str:
         raise DataError(
             f"cannot tell the format from the suffix {suffix!r}",
             path,
-            hint=f"set `format` to one of {sorted(READERS)}",
+            hint="set `format` in the recipe's `data.read` section",
         )
     return _SUFFIXES[suffix]
-
-
-def read_records(path: str | Path, format: str | None = None, **options: Any) -> Iterator[Record]:
-    """Read any supported file; `format` defaults to what the suffix says."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("does not exist or is not a file", path)
-    fmt = format or detect_format(path)
-    if fmt not in READERS:
-        raise DataError(f"unknown format {fmt!r}", path, hint=f"use one of {sorted(READERS)}")
-    return READERS[fmt](path, **options)

@@ -1,0 +1,28 @@
+"""Readers: turn a file into `Record`s (where each came from, and its fields by name).
+
+Every format is named in `READERS`, keyed by the `format` a recipe gives. Table formats yield one record
+per row; sentence formats (CoNLL, KLUE-NER, ...) one per sentence; parallel formats one per pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from n2m.errors import DataError
+from n2m.readers.tables import TABLE_READERS, Reader, Record, detect_format
+
+READERS: dict[str, Reader] = {**TABLE_READERS}
+
+__all__ = ["READERS", "Reader", "Record", "detect_format", "read_records"]
+
+
+def read_records(path: str | Path, format: str | None = None, **options: Any):
+    """Read any supported file; `format` defaults to what the suffix says."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("does not exist or is not a file", path)
+    fmt = format or detect_format(path)
+    if fmt not in READERS:
+        raise DataError(f"unknown format {fmt!r}", path, hint=f"use one of {sorted(READERS)}")
+    return READERS[fmt](path, **options)
