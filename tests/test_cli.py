@@ -167,3 +167,26 @@ def test_ddp_two_cpu_processes(tiny_backbone, korsts_slice, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     ckpt = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 4  # 64 rows / (8 per batch × 2 processes)
+
+
+def test_kfold_trains_each_fold_and_ensembles(tiny_backbone, korsts_slice, tmp_path):
+    root = tmp_path / "kfold"
+    args = sts_args(tiny_backbone, korsts_slice, root)
+    main(["kfold", "--folds", "2", *args])
+    folds = [torch.load(root / f"fold{i}/checkpoints/last.ckpt", weights_only=True) for i in range(2)]
+    assert all(f["global_step"] == 4 for f in folds)  # 32 of the 64 rows train each fold, batch 8
+
+    ensemble = Predictor.from_pretrained(root / "ensemble")
+    members = [Predictor.from_pretrained(root / f"fold{i}/model") for i in range(2)]
+    pairs = [("한 남자가 기타를 친다.", "남자가 기타를 연주한다."), ("고양이가 잔다.", "개가 짖는다.")]
+    weights = ensemble.weights
+    expected = sum(w * m.predict_outputs(pairs) for w, m in zip(weights, members, strict=True))
+    assert torch.allclose(ensemble.predict_outputs(pairs), expected, atol=1e-6)
+    assert len(ensemble.predict(pairs)) == 2 and ensemble.info["ensemble"]["members"] == 2
+
+
+def test_fold_and_val_file_conflict(tiny_backbone, korsts_slice, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *sts_args(tiny_backbone, korsts_slice, tmp_path), "--data.folds", "5"])
+    assert exit_.value.code == 2
+    assert "set either `data.folds` or `data.val`" in capsys.readouterr().err

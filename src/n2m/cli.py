@@ -111,6 +111,43 @@ def _export(argv: list[str]) -> None:
     print(f"exported {args.checkpoint} to {out}")
 
 
+def _ensemble(argv: list[str]) -> None:
+    from n2m.ensemble import save_ensemble
+
+    parser = argparse.ArgumentParser(prog="n2m ensemble", description="Exported N21 models → one ensemble folder.")
+    parser.add_argument("out_dir")
+    parser.add_argument("models", nargs="+", help="exported model folders (`n2m export`)")
+    parser.add_argument("--weighting", choices=["mean", "validation"], default="mean")
+    args = parser.parse_args(argv)
+    out = save_ensemble(args.out_dir, args.models, args.weighting)
+    print(f"ensemble of {len(args.models)} models written to {out}")
+
+
+def _kfold(argv: list[str]) -> None:
+    """`n2m kfold --folds K <fit arguments>`: train fold 0 … K-1 (each validated on its held-out fold), export
+    each fold's best checkpoint, and join them in `<root>/ensemble` weighted by validation score."""
+    from n2m.ensemble import save_ensemble
+    from n2m.export import export_checkpoint
+
+    parser = argparse.ArgumentParser(prog="n2m kfold", add_help=False)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--trainer.default_root_dir", dest="root", default="runs/kfold")
+    args, fit_args = parser.parse_known_args(argv)
+    root = Path(args.root)
+    members = []
+    for fold in range(args.folds):
+        fold_dir = root / f"fold{fold}"
+        main(["fit", *fit_args, "--data.val", "null", "--data.val_ratio", "0", "--data.folds", str(args.folds),
+              "--data.fold", str(fold), "--trainer.default_root_dir", str(fold_dir)])  # fmt: skip
+        best = json.loads((fold_dir / "results.json").read_text())["best_checkpoint"]
+        members.append(export_checkpoint(best, fold_dir / "model"))
+    out = save_ensemble(root / "ensemble", members, "validation")
+    print(f"{args.folds} folds trained; ensemble in {out}")
+
+
+COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold}
+
+
 def shape_of(argv: list[str]) -> str:
     """`--shape X` on the command line wins; else the last `--config` file that has a `shape:` key."""
     shape = "N21"
@@ -129,17 +166,18 @@ def shape_of(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    given = argv
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv and argv[0] == "export":
-            _export(argv[1:])
+        if argv and argv[0] in COMMANDS:
+            COMMANDS[argv[0]](argv[1:])
             return
         shape = get_shape(shape_of(argv))
         cli_class = type("N2MCLI", (N2MCLI,), {"shape": shape})
         cli_class(
             load_object(shape.task),
             load_object(shape.data),
-            args=argv,
+            args=given,  # None: LightningCLI reads sys.argv itself
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"max_epochs": 3, "log_every_n_steps": 10},

@@ -53,4 +53,14 @@ def export_sequence(ckpt: dict, out: Path) -> None:
     data_hparams = ckpt.get("datamodule_hyper_parameters", {})
     save_backbone_files(model_hparams.get("backbone_dir") or model_hparams["backbone"], out)
     save_model_weights(ckpt, out)
-    TaskSchema.from_hparams(model_hparams, data_hparams).save(out)
+    schema = TaskSchema.from_hparams(model_hparams, data_hparams)
+    schema.extra["validation"] = best_validation(ckpt)
+    schema.save(out)
+
+
+def best_validation(ckpt: dict) -> dict[str, float]:
+    """The monitored validation score recorded in the checkpoint (ensembles can weight members by it)."""
+    for key, state in ckpt.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            return {state["monitor"]: float(state["best_model_score"])}
+    return {}

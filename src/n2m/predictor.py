@@ -30,12 +30,26 @@ class Predictor:
     schema: TaskSchema
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> Predictor:
+    def from_pretrained(
+        cls, folder: str | Path, device: str = "cpu", backend: str = "torch", onnx_file: str = "model.onnx"
+    ) -> Predictor:
+        """`backend="onnx"` runs the folder's `onnx_file` (written by `n2m export --onnx`) with ONNX Runtime."""
+        if backend == "onnx":
+            from n2m.onnx_export import load_onnx_predictor
+
+            return load_onnx_predictor(Path(folder), onnx_file)
+        if backend != "torch":
+            raise ValueError(f"unknown backend {backend!r}: use 'torch' or 'onnx'")
         if cls is not Predictor:
             return cls._load(Path(folder), device)
         from n2m.registry import get_shape, load_object
 
-        shape = get_shape(read_info(folder).get("shape", "N21"))
+        name = read_info(folder).get("shape", "N21")
+        if name == "ensemble":
+            from n2m.ensemble import EnsemblePredictor
+
+            return EnsemblePredictor._load(Path(folder), device)
+        shape = get_shape(name)
         return load_object(shape.predictor)._load(Path(folder), device)
 
     @classmethod
@@ -115,13 +129,17 @@ class SequencePredictor(Predictor):
         for start in range(0, len(order), batch_size):
             batch = collate_features([features[i] for i in order[start : start + batch_size]], self.pad_id)
             batch = {part: {k: v.to(self.device) for k, v in seqs.items()} for part, seqs in batch.items()}
-            chunks.append(self.model.to_outputs(self.model(batch)).cpu())
+            chunks.append(self._run(batch).cpu())
         if not chunks:
             return torch.empty(0)
         outputs = torch.cat(chunks)
         restored = torch.empty_like(outputs)
         restored[torch.tensor(order)] = outputs
         return restored
+
+    def _run(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        """One padded batch → outputs; the ONNX predictor overrides this and nothing else."""
+        return self.model.to_outputs(self.model(batch))
 
     def predict(self, inputs: Sequence[Input], batch_size: int = 64, **options: Any) -> list[Prediction]:
         return decode_outputs(self.predict_outputs(inputs, batch_size), self.schema, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +53,24 @@ def seeded_split(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[held:]), sorted(order[:held])
 
 
+def cached_tokens(tokenizer: PreTrainedTokenizerBase, key: Any, encode: Callable[[], Any]) -> Any:
+    """`encode()`'s result, kept under $N2M_HOME/cache/tokens keyed by `key` (JSON: the texts and how they are
+    encoded) and the tokenizer's own file, so each text is tokenized once per machine (every shape uses this)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(key, ensure_ascii=False).encode())
+    tokenizer_file = Path(tokenizer.name_or_path) / "tokenizer.json"
+    digest.update(tokenizer_file.read_bytes() if tokenizer_file.is_file() else tokenizer.name_or_path.encode())
+    path = n2m_home() / "cache" / "tokens" / f"{digest.hexdigest()[:32]}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    features = encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(features, tmp)
+    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    return features
+
+
 class TextDataModule(L.LightningDataModule):
     """Data for N21 tasks (one text or a pair → a class, several classes, or a score).
 
@@ -72,6 +91,8 @@ class TextDataModule(L.LightningDataModule):
         val_ratio: float = 0.0,
         test_ratio: float = 0.0,
         split_seed: int = 42,
+        folds: int | None = None,
+        fold: int = 0,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         max_length: int = 128,
@@ -183,7 +204,7 @@ class TextDataModule(L.LightningDataModule):
         h = self.hparams
         return {
             "fit": bool(h.train),
-            "validate": bool(h.val or (h.train and h.val_ratio)),
+            "validate": bool(h.val or (h.train and (h.val_ratio or h.folds))),
             "test": bool(h.test or (h.train and h.test_ratio)),
             "predict": bool(h.predict),
         }[stage]
@@ -209,6 +230,8 @@ class TextDataModule(L.LightningDataModule):
                 kept, held = seeded_split(len(rest), ratio, h.split_seed + salt)
                 splits[name] = [rest[i] for i in held]
                 rest = [rest[i] for i in kept]
+        if h.folds:
+            splits["val"], rest = self._fold(rest)
         splits["train"] = rest
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]
         for name in wanted:
@@ -223,6 +246,18 @@ class TextDataModule(L.LightningDataModule):
                 SequenceExample(ex.text_pair, ex.text, ex.label, ex.id, ex.line) for ex in out["train"]
             ]
         return out
+
+    def _fold(self, examples: list[SequenceExample]) -> tuple[list[SequenceExample], list[SequenceExample]]:
+        """k-fold: fold `fold` of a seeded permutation validates, the other k - 1 train."""
+        h = self.hparams
+        if h.val or h.val_ratio:
+            raise DataError("set either `data.folds` or `data.val` / `data.val_ratio`: the folds provide validation")
+        if not 0 <= h.fold < h.folds:
+            raise DataError(f"`data.fold` is {h.fold}; with {h.folds} folds it must be 0 … {h.folds - 1}")
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(h.split_seed)).tolist()
+        n = len(order)
+        held = set(order[h.fold * n // h.folds : (h.fold + 1) * n // h.folds])
+        return [examples[i] for i in sorted(held)], [ex for i, ex in enumerate(examples) if i not in held]
 
     def _target(self, label: Any) -> Any:
         objective = self.hparams.objective
@@ -247,19 +282,11 @@ class TextDataModule(L.LightningDataModule):
         """Tokenize once: ids are kept under $N2M_HOME/cache/tokens, keyed by text, spec and tokenizer."""
         if not self.hparams.cache_tokens:
             return encode_texts(self.tokenizer, texts, pairs, self.spec)
-        digest = hashlib.sha256()
-        digest.update(json.dumps([texts, pairs, asdict(self.spec)], ensure_ascii=False).encode())
-        tokenizer_file = Path(self.tokenizer.name_or_path) / "tokenizer.json"
-        digest.update(tokenizer_file.read_bytes() if tokenizer_file.is_file() else self.tokenizer.name_or_path.encode())
-        path = n2m_home() / "cache" / "tokens" / f"{digest.hexdigest()[:32]}.pt"
-        if path.is_file():
-            return torch.load(path, weights_only=True)
-        features = encode_texts(self.tokenizer, texts, pairs, self.spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(features, tmp)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-        return features
+        return cached_tokens(
+            self.tokenizer,
+            [texts, pairs, asdict(self.spec)],
+            lambda: encode_texts(self.tokenizer, texts, pairs, self.spec),
+        )
 
     def _collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = collate_features([it["features"] for it in items], self.tokenizer.pad_token_id)

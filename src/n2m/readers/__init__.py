@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from n2m.errors import DataError
+from n2m.readers.parallel import PARALLEL_READERS
 from n2m.readers.tables import TABLE_READERS, Reader, Record, detect_format
+from n2m.readers.tokens import TOKEN_READERS
 
-READERS: dict[str, Reader] = {**TABLE_READERS}
+READERS: dict[str, Reader] = {**PARALLEL_READERS, **TABLE_READERS, **TOKEN_READERS}
 
 __all__ = ["READERS", "Reader", "Record", "detect_format", "read_records"]
 

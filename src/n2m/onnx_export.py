@@ -1,0 +1,165 @@
+"""ONNX export of an exported N21 folder, optional int8 dynamic quantization, and the ONNX Runtime predictor.
+
+n2m export runs/korsts/checkpoints/best.ckpt out/korsts --onnx --quantize int8
+    → out/korsts/model.onnx (fp32) and out/korsts/model.int8.onnx, next to model.safetensors
+
+The graph is the whole `SequenceModel` (encoder, pooling, head, `to_outputs`): it takes the padded batch
+the Predictor already builds, flattened to named tensors (`a.input_ids`, `a.attention_mask`, `b.…` for
+bi-encoders), and returns the same outputs as PyTorch (scores on the data's scale, or probabilities).
+Batch and sequence axes are dynamic. Tokenization stays in Python (the folder's fast tokenizer), so both
+backends see the very same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from n2m.data.encoding import collate_features, encode_texts
+from n2m.models.sequence import SequenceModel
+from n2m.predictor import SequencePredictor
+from n2m.schema import TaskSchema, read_info
+
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+OUTPUT_NAME = "outputs"
+OPSET = 18
+# fp32 ONNX Runtime vs PyTorch on the export's own example batch; kernels differ, so not bit-exact
+PARITY_TOLERANCE = 1e-3
+
+
+class FlatSequenceModel(nn.Module):
+    """`SequenceModel` with flat tensor inputs (ONNX has no nested dicts) that returns `to_outputs`."""
+
+    def __init__(self, model: SequenceModel, layout: list[tuple[str, list[str]]]) -> None:
+        super().__init__()
+        self.model = model
+        self.layout = layout  # [("a", ["input_ids", "attention_mask"]), ("b", [...])]
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        batch: dict[str, dict[str, torch.Tensor]] = {}
+        position = 0
+        for part, keys in self.layout:
+            batch[part] = dict(zip(keys, tensors[position : position + len(keys)], strict=True))
+            position += len(keys)
+        return self.model.to_outputs(self.model(batch))
+
+
+def example_batch(predictor: SequencePredictor) -> dict[str, dict[str, torch.Tensor]]:
+    """Two inputs of different lengths, so padding and the attention mask are part of the traced graph."""
+    pair = len(predictor.schema.inputs) == 2
+    texts = ["a short one", "and a somewhat longer text, with more words in it than the first"]
+    pairs = ["the second text of the pair", "short"] if pair else None
+    features = encode_texts(predictor.tokenizer, texts, pairs, predictor.schema.encoding)
+    return collate_features(features, predictor.pad_id)
+
+
+def input_name(part: str, key: str) -> str:
+    return f"{part}.{key}"
+
+
+def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OPSET) -> list[Path]:
+    """Write `model.onnx` (and `model.int8.onnx` with `quantize="int8"`) into an exported N21 folder."""
+    folder = Path(folder)
+    shape = read_info(folder).get("shape", "N21")
+    if shape != "N21":
+        raise ValueError(f"ONNX export covers the N21 shape; {folder} is {shape}")
+    if quantize not in (None, "int8"):
+        raise ValueError(f"unknown quantization {quantize!r}: the one on offer is 'int8' (dynamic)")
+    predictor = SequencePredictor.from_pretrained(folder)
+    assert isinstance(predictor, SequencePredictor)
+    model = predictor.model.eval()
+    batch = example_batch(predictor)
+    layout = [(part, list(tensors)) for part, tensors in batch.items()]
+    names = [input_name(part, key) for part, keys in layout for key in keys]
+    args = tuple(batch[part][key] for part, keys in layout for key in keys)
+    dynamic = {input_name(p, k): {0: "batch", 1: f"{p}_length"} for p, keys in layout for k in keys}
+    dynamic[OUTPUT_NAME] = {0: "batch"}
+
+    target = folder / ONNX_FILE
+    flat = FlatSequenceModel(model, layout).eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # the TorchScript exporter: no extra dependency, and ONNX Runtime fuses its attention graph well
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            flat,
+            args,
+            str(target),
+            input_names=names,
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            dynamo=False,
+        )
+        reference = flat(*args).numpy()
+    written = [target]
+    check_parity(target, dict(zip(names, args, strict=True)), reference, PARITY_TOLERANCE)
+    if quantize == "int8":
+        written.append(quantize_int8(target, folder / INT8_FILE))
+    return written
+
+
+def check_parity(path: Path, feeds: dict[str, torch.Tensor], reference: np.ndarray, tolerance: float) -> float:
+    session = make_session(path)
+    got = session.run([OUTPUT_NAME], {k: v.numpy() for k, v in feeds.items()})[0]
+    gap = float(np.abs(got - reference).max())
+    if gap > tolerance:
+        raise RuntimeError(f"{path}: ONNX Runtime differs from PyTorch by {gap:.2e} (> {tolerance:.0e})")
+    return gap
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """Dynamic quantization: int8 weights for MatMul/Gather, activations quantized on the fly per batch."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger("root").setLevel(logging.ERROR)  # ORT logs a pre-processing hint for every model
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxSequencePredictor(SequencePredictor):
+    """`SequencePredictor` whose forward pass runs in ONNX Runtime; tokenization, batching and decoding are shared."""
+
+    def __init__(self, session, tokenizer, schema: TaskSchema, onnx_file: str = ONNX_FILE) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.schema = schema
+        self.device = "cpu"
+        self.onnx_file = onnx_file
+        self.input_names = {i.name for i in session.get_inputs()}
+
+    def _run(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        feeds = {
+            input_name(part, key): tensor.numpy()
+            for part, tensors in batch.items()
+            for key, tensor in tensors.items()
+            if input_name(part, key) in self.input_names
+        }
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0])
+
+
+def load_onnx_predictor(folder: Path, onnx_file: str = ONNX_FILE, threads: int | None = None) -> OnnxSequencePredictor:
+    from transformers import AutoTokenizer
+
+    path = folder / onnx_file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: write it with `n2m export CKPT {folder} --onnx`")
+    schema = TaskSchema.load(folder)
+    if schema.shape != "N21":
+        raise ValueError(f"the ONNX backend covers the N21 shape; {folder} is {schema.shape}")
+    return OnnxSequencePredictor(make_session(path, threads), AutoTokenizer.from_pretrained(folder), schema, onnx_file)

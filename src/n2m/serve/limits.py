@@ -1,0 +1,104 @@
+"""What one request may hold, and the checks that turn bad input into a clear 4xx instead of a 500.
+
+Texts are checked before they reach the queue: a text that would crash the tokenizer (an unpaired
+surrogate cannot be encoded as UTF-8) or that carries control characters is refused with the field and
+the position, so one bad request never fails the batch it would have shared with good ones.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits (413 / 422 past them) and the bounds that keep the server itself in shape."""
+
+    max_body_bytes: int = 1_000_000
+    max_inputs: int = 64  # inputs in one request
+    max_chars: int = 2_000  # characters in one text
+    max_queue: int = 256  # inputs waiting for the model; past it a request gets 503 + Retry-After
+    max_streams: int = 4  # generations streaming at once (each holds a worker thread)
+
+
+def check_text(text: str) -> str:
+    """Refuse empty texts, unpaired surrogates and control characters (tab and newlines are fine)."""
+    if not text.strip():
+        raise ValueError("empty text: send at least one non-space character")
+    for position, char in enumerate(text):
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"unpaired surrogate U+{code:04X} at character {position}: the text is not valid Unicode")
+        if char not in ALLOWED_CONTROLS and unicodedata.category(char) == "Cc":
+            raise ValueError(f"control character U+{code:04X} at character {position}: remove it")
+    return text
+
+
+def error_body(message: str, **extra: object) -> bytes:
+    return json.dumps({"error": message, **extra}, ensure_ascii=False).encode("utf-8")
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 before anything parses it.
+
+    A declared Content-Length over the limit is refused at once; a chunked body is counted as it
+    arrives, and the app sees the body replayed only once it is known to fit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, on_reject=None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.on_reject = on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send, int(declared))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(send, size)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the app may
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Send, size: int) -> None:
+        if self.on_reject:
+            self.on_reject("body_too_large")
+        payload = error_body(f"request body of {size}+ bytes is over the limit of {self.max_bytes} bytes")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
