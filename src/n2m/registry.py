@@ -39,6 +39,14 @@ SHAPES: dict[str, Shape] = {
         model_to_data=("backbone", "objective", "pair_encoding"),
         data_to_model=("label_names", "score_range", "backbone_dir"),
     ),
+    "N2N": Shape(
+        task="n2m.tasks.token:TokenTask",
+        data="n2m.data.tokens:TokenDataModule",
+        predictor="n2m.predictor_token:TokenPredictor",
+        exporter="n2m.predictor_token:export_token",
+        model_to_data=("backbone", "scheme"),
+        data_to_model=("label_names", "backbone_dir", "unit"),
+    ),
 }
 
 

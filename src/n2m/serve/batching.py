@@ -4,8 +4,8 @@ Each request's inputs wait in a bounded queue. One worker takes what is queued (
 inputs, whole requests only), runs the model in a single background thread (the model already uses every
 core for one batch; two batches at once would only fight over them) and hands each request its slice.
 
-Waiting for company costs a lone request latency, so the worker waits up to `max_wait_ms` only when the
-server is busy (the last batch was shared, or more requests are already queued); a request on a quiet
+Waiting for company costs a lone request latency, so the worker waits (up to `max_wait_ms`, and only
+until it has as many inputs as the last batch) only when the last batch was shared: a request on a quiet
 server runs at once. Under load, requests that arrive during a forward pass form the next batch anyway.
 """
 
@@ -62,6 +62,7 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._last_batch_shared = False
+        self._last_batch_size = 0
         self._batch_seconds = 0.05  # running estimate, for Retry-After
 
     @property
@@ -130,23 +131,23 @@ class MicroBatcher:
                 await self._arrived.wait()
             batch: list[_Job] = []
             size = self._take(batch, 0)
-            busy = self._last_batch_shared or len(batch) > 1
-            if self.max_wait and busy:
-                deadline = loop.time() + self.max_wait
-                while size < self.max_batch_size and not self._jobs:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    self._arrived.clear()
-                    try:
-                        await asyncio.wait_for(self._arrived.wait(), remaining)
-                    except TimeoutError:
-                        break
-                    size = self._take(batch, size)
+            # a busy server (the last batch was shared) waits a little for as many inputs as last time
+            target = min(self.max_batch_size, self._last_batch_size) if self._last_batch_shared else 0
+            deadline = loop.time() + self.max_wait
+            while size < target and not self._jobs:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    break
                 size = self._take(batch, size)
             if not batch:
                 continue
             self._last_batch_shared = len(batch) > 1
+            self._last_batch_size = size
             await self._run_batch(loop, batch, size)
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Job], size: int) -> None:

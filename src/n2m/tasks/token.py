@@ -151,5 +151,7 @@ class TokenTask(BaseTask):
         for batch in batches:
             for index, (tags, probs) in zip(batch["index"], batch["decoded"], strict=True):
                 ex = examples[index]
-                results[index] = decode_prediction(ex.text, ex.units, tags, probs, self.hparams.label_names, self.hparams.scheme)
+                results[index] = decode_prediction(
+                    ex.text, ex.units, tags, probs, self.hparams.label_names, self.hparams.scheme
+                )
         return prediction_rows(results, [ex.id for ex in examples])

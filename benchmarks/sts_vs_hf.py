@@ -1,0 +1,230 @@
+"""KorSTS, n2m vs the ordinary tool, side by side in one run on the same machine, data, backbone, epochs, seed.
+
+(a) Hugging Face `Trainer` + `BertForSequenceClassification` (num_labels=1, MSE): the cross-encoder a user
+    writes by hand (../shared/MODELS.md's bar), on e5-small as converted, batch 32, AdamW, lr 5e-5,
+    10% linear warm-up, scored on KorSTS test after the last epoch.
+(b) `n2m fit --config recipes/korsts.yaml` (bi-encoder, trimmed vocabulary, epoch chosen on KorSTS dev).
+(c) optionally (`--ensemble K`) `n2m kfold --folds K` with the same recipe, its ensemble scored on test.
+
+Each system runs in its own child process so its peak RSS is its own. Training throughput is training
+pairs × epochs / training wall time (for n2m the wall time includes its per-epoch validation, so the ratio
+is conservative). Writes benchmarks/results/sts_vs_hf.json (or sts_vs_hf.quick.json) and a Markdown table.
+
+    python benchmarks/sts_vs_hf.py --quick      # a slice, 1 epoch: a few minutes
+    python benchmarks/sts_vs_hf.py --epochs 3   # full data
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _measure import machine, peak_rss_mb, size_mb, today  # noqa: E402
+
+KORSTS = ROOT / "data/korsts"
+
+
+def read_korsts(path: Path, limit: int | None) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return rows[:limit] if limit else rows
+
+
+def write_slice(rows: list[dict[str, str]], path: Path) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
+    """The ordinary tool, as a user writes it."""
+    import numpy as np
+    import torch
+    from scipy.stats import pearsonr, spearmanr
+    from transformers import AutoTokenizer, BertForSequenceClassification, Trainer, TrainingArguments
+
+    from n2m.backbones import resolve_backbone
+
+    torch.manual_seed(0)
+    backbone = resolve_backbone("e5-small")
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = BertForSequenceClassification.from_pretrained(backbone, num_labels=1)
+
+    class Pairs(torch.utils.data.Dataset):
+        def __init__(self, rows):
+            self.enc = tokenizer([r["sentence1"] for r in rows], [r["sentence2"] for r in rows], truncation=True,
+                                 max_length=128)  # fmt: skip
+            self.labels = [float(r["score"]) for r in rows]
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return {**{k: v[i] for k, v in self.enc.items()}, "labels": self.labels[i]}
+
+    train = read_korsts(Path(files["train"]), None)
+    test = read_korsts(Path(files["test"]), None)
+    args = TrainingArguments(
+        output_dir=out, per_device_train_batch_size=32, per_device_eval_batch_size=64, learning_rate=5e-5,
+        num_train_epochs=epochs, warmup_ratio=0.1, lr_scheduler_type="linear", weight_decay=0.01, seed=0,
+        save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[], use_cpu=True,
+    )  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=Pairs(train), processing_class=tokenizer)
+    start = time.time()
+    trainer.train()
+    wall = time.time() - start
+    preds = trainer.predict(Pairs(test)).predictions.reshape(-1)
+    gold = np.array([float(r["score"]) for r in test])
+    trainer.save_model(f"{out}/model")
+    return {
+        "pearson": float(pearsonr(preds, gold)[0]),
+        "spearman": float(spearmanr(preds, gold)[0]),
+        "samples_per_s": round(len(train) * epochs / wall, 2),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "checkpoint_mb": size_mb(f"{out}/model/model.safetensors"),
+    }
+
+
+def run_n2m(files: dict[str, str], epochs: int, out: str) -> dict:
+    from n2m.cli import main
+    from n2m.export import export_checkpoint
+
+    args = ["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train", files["train"],
+            "--data.val", files["val"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
+            "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    main(args)
+    report = json.loads(Path(out, "results.json").read_text())
+    model = export_checkpoint(report["best_checkpoint"], Path(out, "model"))
+    train_pairs = len(read_korsts(Path(files["train"]), None))
+    return {
+        "pearson": report["test"]["test/pearson"],
+        "spearman": report["test"]["test/spearman"],
+        "samples_per_s": round(train_pairs * epochs / report["fit_wall_s"], 2),
+        "wall_s": report["fit_wall_s"],
+        "peak_rss_mb": peak_rss_mb(),
+        "checkpoint_mb": size_mb(model / "model.safetensors"),
+        "best_epoch_by_dev": report["best_checkpoint"].split("epoch=")[-1].split("-")[0],
+    }
+
+
+def run_n2m_ensemble(files: dict[str, str], epochs: int, out: str, folds: int) -> dict:
+    from scipy.stats import pearsonr, spearmanr
+
+    from n2m.cli import main
+    from n2m.predictor import Predictor
+
+    start = time.time()
+    main(["kfold", "--folds", str(folds), "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train", files["train"],
+          "--data.test", files["test"], "--trainer.max_epochs", str(epochs), "--trainer.default_root_dir", out,
+          "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    wall = time.time() - start
+    test = read_korsts(Path(files["test"]), None)
+    ensemble = Predictor.from_pretrained(Path(out, "ensemble"))
+    preds = ensemble.predict_outputs([(r["sentence1"], r["sentence2"]) for r in test]).tolist()
+    gold = [float(r["score"]) for r in test]
+    train_pairs = len(read_korsts(Path(files["train"]), None))
+    return {
+        "pearson": float(pearsonr(preds, gold)[0]),
+        "spearman": float(spearmanr(preds, gold)[0]),
+        "samples_per_s": round(train_pairs * (folds - 1) / folds * epochs * folds / wall, 2),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "checkpoint_mb": round(sum(size_mb(Path(out, f"fold{i}/model/model.safetensors")) for i in range(folds)), 1),
+        "folds": folds,
+    }
+
+
+def child(system: str, config: dict) -> dict:
+    """Run one system in a fresh interpreter, so its peak RSS is its own."""
+    cmd = [sys.executable, __file__, "--child", system, "--config-json", json.dumps(config)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict) -> str:
+    systems = [s for s in ("hf", "n2m", "n2m_ensemble") if s in results]
+    names = {
+        "hf": "HF Trainer (cross-encoder)",
+        "n2m": "n2m (recipes/korsts.yaml)",
+        "n2m_ensemble": "n2m k-fold ensemble",
+    }
+    lines = [
+        "| system | Pearson | Spearman | train pairs/s | wall s | peak RSS MB | model MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in systems:
+        r = results[s]
+        cells = [names[s], f"{r['pearson']:.4f}", f"{r['spearman']:.4f}", r["samples_per_s"], r["wall_s"],
+                 r["peak_rss_mb"], r["checkpoint_mb"]]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    ratios = results["ratios"]
+    lines.append("")
+    lines.append(f"n2m / HF: Pearson {ratios['pearson_delta']:+.4f}, throughput ×{ratios['throughput']}, "
+                 f"peak RSS ×{ratios['peak_rss']}, model size ×{ratios['checkpoint']}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 training pairs, 1 epoch (CI-sized)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--ensemble", type=int, default=0, help="also train a K-fold ensemble (K ≥ 2)")
+    parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
+    parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
+    parser.add_argument("--config-json")
+    args = parser.parse_args()
+
+    if args.child:
+        config = json.loads(args.config_json)
+        runner = {"hf": run_hf, "n2m": run_n2m, "n2m_ensemble": run_n2m_ensemble}[args.child]
+        extra = {"folds": config["folds"]} if args.child == "n2m_ensemble" else {}
+        print(json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra)))
+        return
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs = 1 if args.quick else args.epochs
+    if args.quick:
+        files = {
+            "train": str(write_slice(read_korsts(KORSTS / "sts-train.tsv", 256), out / "train.tsv")),
+            "val": str(write_slice(read_korsts(KORSTS / "sts-dev.tsv", 200), out / "dev.tsv")),
+            "test": str(write_slice(read_korsts(KORSTS / "sts-test.tsv", 200), out / "test.tsv")),
+        }
+    else:
+        files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
+    config = {"files": files, "epochs": epochs, "out": str(out), "folds": args.ensemble}
+    results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
+                     "epochs": epochs, "data": files}  # fmt: skip
+    for system in ("hf", "n2m") + (("n2m_ensemble",) if args.ensemble else ()):
+        print(f"running {system} …", flush=True)
+        results[system] = child(system, config)
+        print(json.dumps(results[system]), flush=True)
+    hf, n2m = results["hf"], results["n2m"]
+    results["ratios"] = {
+        "pearson_delta": round(n2m["pearson"] - hf["pearson"], 4),
+        "throughput": round(n2m["samples_per_s"] / hf["samples_per_s"], 2),
+        "peak_rss": round(n2m["peak_rss_mb"] / hf["peak_rss_mb"], 2),
+        "checkpoint": round(n2m["checkpoint_mb"] / hf["checkpoint_mb"], 2),
+    }
+    name = "sts_vs_hf.quick" if args.quick else "sts_vs_hf"
+    target = ROOT / "benchmarks/results"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (target / f"{name}.md").write_text(table(results), encoding="utf-8")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
