@@ -44,7 +44,9 @@ def default_callbacks(task: L.LightningModule, root_dir: str | Path, progress_ba
 
 
 def default_loggers(root_dir: str | Path) -> list[Logger]:
-    return [CSVLogger(root_dir, name="logs"), TensorBoardLogger(root_dir, name="logs", version=None)]
+    """CSV and TensorBoard logs of one run side by side in `<root>/logs/version_<n>`."""
+    csv_logger = CSVLogger(root_dir, name="logs")
+    return [csv_logger, TensorBoardLogger(root_dir, name="logs", version=csv_logger.version)]
 
 
 class PredictionFileWriter(BasePredictionWriter):

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -65,7 +66,21 @@ def trimmed_backbone(name: str, texts: Iterable[str]) -> Path:
     source = resolve_backbone(name)
     texts = sorted(set(texts))
     digest = hashlib.sha256("\n".join([str(source), *texts]).encode()).hexdigest()[:16]
-    return _converted(f"{source.name}-trim-{digest}", lambda out: trim_vocab(source, texts, out), version=1)
+    return _converted(f"{source.name}-trim-{digest}", partial(_in_child, trim_vocab, source, texts), version=1)
+
+
+def _in_child(function: Callable[..., object], *args: object) -> None:
+    """Run a conversion in a spawned process: it loads the full backbone (e5-small: 470 MB of weights and a
+    250k-piece tokenizer), and memory freed in the training process would not go back to the OS."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=function, args=args)
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise BackboneError(
+            f"{function.__name__}{args[:1]} failed in its worker process (exit code {process.exitcode})"
+        )
 
 
 def _short_names() -> str:
