@@ -14,12 +14,5 @@ for recipe in "${recipes[@]}"; do
     rm -rf "$root"
     # heavy jobs take turns on small machines (the lock is a no-op when nothing else trains)
     flock /tmp/n2m-heavy.lock n2m fit --config "recipes/$recipe.yaml" --trainer.enable_progress_bar false
-    python - "$recipe" "$root" <<'PY'
-import json, sys
-recipe, root = sys.argv[1], sys.argv[2]
-report = json.load(open(f"{root}/results.json"))
-report = {"recipe": f"recipes/{recipe}.yaml", "command": f"n2m fit --config recipes/{recipe}.yaml", **report}
-open(f"results/recipes/{recipe}.json", "w").write(json.dumps(report, indent=2) + "\n")
-print(json.dumps(report["test"], indent=2))
-PY
+    python scripts/collect_result.py "$recipe"
 done

@@ -1,0 +1,25 @@
+"""Print the README's results table from the reports the runs wrote (results/recipes/*.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = {"test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1"}
+
+
+def main() -> None:
+    print("| recipe | test split | test metrics | best epoch (by validation) | fit time | machine | date |")
+    print("|---|---|---|---|---|---|---|")
+    for path in sorted((ROOT / "results/recipes").glob("*.json")):
+        r = json.loads(path.read_text())
+        metrics = ", ".join(f"{name} {r['test'][key]:.4f}" for key, name in MAIN.items() if key in r["test"])
+        best = Path(r["best_checkpoint"]).name.removesuffix(".ckpt") if r.get("best_checkpoint") else "last"
+        minutes = f"{r['fit_wall_s'] / 60:.0f} min"
+        print(f"| `{r['command']}` | {r.get('test_file', '')} | {metrics} | {best} | {minutes} | "
+              f"{r['machine']} | {r['date']} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
