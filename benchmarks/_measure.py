@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 from pathlib import Path
+
+from n2m.provenance import machine_description as machine
+from n2m.provenance import today
+
+__all__ = ["machine", "peak_rss_mb", "size_mb", "today"]
 
 
 def peak_rss_mb() -> float:
@@ -22,14 +24,3 @@ def size_mb(path: str | Path) -> float:
     path = Path(path)
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return round(sum(p.stat().st_size for p in files) / 1e6, 1)
-
-
-def machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
-
-
-def today() -> str:
-    return datetime.date.today().isoformat()

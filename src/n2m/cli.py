@@ -4,16 +4,15 @@ n2m fit --config recipes/korsts.yaml
 n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interrupted run
 n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
 n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
-n2m export runs/korsts/checkpoints/last.ckpt out/korsts
+n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8]
+n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from n2m.backbones import BackboneError
 from n2m.callbacks import PredictionFileWriter, default_callbacks, default_loggers
 from n2m.errors import DataError
+from n2m.provenance import machine_description, today
 from n2m.registry import SHAPES, Shape, get_shape, load_object
 
 
@@ -80,7 +80,7 @@ class N2MCLI(LightningCLI):
                 "epochs": self.trainer.current_epoch,
                 "fit_wall_s": round(time.time() - self._fit_started, 1),
                 "machine": machine_description(),
-                "date": datetime.date.today().isoformat(),
+                "date": today(),
             }
             path = Path(self.trainer.default_root_dir) / "results.json"
             path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -93,22 +93,28 @@ class N2MCLI(LightningCLI):
         self.trainer.callbacks.append(PredictionFileWriter(output))
 
 
-def machine_description() -> str:
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {device}, torch {torch.__version__}"
-
-
 def _export(argv: list[str]) -> None:
     from n2m.export import export_checkpoint
 
     parser = argparse.ArgumentParser(prog="n2m export", description="Checkpoint → self-contained model folder.")
     parser.add_argument("checkpoint")
     parser.add_argument("out_dir")
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx, for `n2m serve --backend onnx`")
+    parser.add_argument("--quantize", choices=["int8"], default=None, help="also write model.int8.onnx (dynamic)")
     args = parser.parse_args(argv)
     out = export_checkpoint(args.checkpoint, args.out_dir)
     print(f"exported {args.checkpoint} to {out}")
+    if args.onnx or args.quantize:
+        from n2m.onnx_export import export_onnx
+
+        for path in export_onnx(out, quantize=args.quantize):
+            print(f"wrote {path}")
+
+
+def _serve(argv: list[str]) -> None:
+    from n2m.serve.command import main as serve
+
+    serve(argv)
 
 
 def _ensemble(argv: list[str]) -> None:
@@ -145,7 +151,7 @@ def _kfold(argv: list[str]) -> None:
     print(f"{args.folds} folds trained; ensemble in {out}")
 
 
-COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold}
+COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold, "serve": _serve}
 
 
 def shape_of(argv: list[str]) -> str:
