@@ -75,7 +75,8 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
     test = read_korsts(Path(files["test"]), None)
     args = TrainingArguments(
         output_dir=out, per_device_train_batch_size=32, per_device_eval_batch_size=64, learning_rate=5e-5,
-        num_train_epochs=epochs, warmup_ratio=0.1, lr_scheduler_type="linear", weight_decay=0.01, seed=0,
+        num_train_epochs=epochs, warmup_steps=0.1,  # a float below 1 is a ratio in transformers 5
+        lr_scheduler_type="linear", weight_decay=0.01, seed=0,
         save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[], use_cpu=True,
     )  # fmt: skip
     trainer = Trainer(model=model, args=args, train_dataset=Pairs(train), processing_class=tokenizer)
