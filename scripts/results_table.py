@@ -10,7 +10,7 @@ MAIN = {"test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy":
 
 
 def main() -> None:
-    print("| recipe | test split | test metrics | best epoch (by validation) | fit time | machine | date |")
+    print("| recipe | test split | test metrics | checkpoint chosen on validation | fit time | machine | date |")
     print("|---|---|---|---|---|---|---|")
     for path in sorted((ROOT / "results/recipes").glob("*.json")):
         r = json.loads(path.read_text())
