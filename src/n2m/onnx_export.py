@@ -5,9 +5,9 @@ n2m export runs/korsts/checkpoints/best.ckpt out/korsts --onnx --quantize int8
 
 The graph is the whole `SequenceModel` (encoder, pooling, head, `to_outputs`): it takes the padded batch
 the Predictor already builds, flattened to named tensors (`a.input_ids`, `a.attention_mask`, `b.…` for
-bi-encoders), and returns the same outputs as PyTorch (scores on the data's scale, or probabilities).
-Batch and sequence axes are dynamic. Tokenization stays in Python (the folder's fast tokenizer), so both
-backends see the very same ids.
+bi-encoders, both parts padded to one length), and returns the same outputs as PyTorch (scores on the
+data's scale, or probabilities). Batch and sequence axes are dynamic. Tokenization stays in Python (the
+folder's fast tokenizer), so both backends see the very same ids.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from n2m.data.encoding import collate_features, encode_texts
@@ -34,7 +35,11 @@ PARITY_TOLERANCE = 1e-3
 
 
 class FlatSequenceModel(nn.Module):
-    """`SequenceModel` with flat tensor inputs (ONNX has no nested dicts) that returns `to_outputs`."""
+    """`SequenceModel` with flat tensor inputs (ONNX has no nested dicts) that returns `to_outputs`.
+
+    A bi-encoder's two texts go through the encoder as one batch of 2B rows (the caller pads both parts to
+    one length; mean pooling ignores the padding), so the graph holds one encoder, not two copies of it.
+    """
 
     def __init__(self, model: SequenceModel, layout: list[tuple[str, list[str]]]) -> None:
         super().__init__()
@@ -47,7 +52,32 @@ class FlatSequenceModel(nn.Module):
         for part, keys in self.layout:
             batch[part] = dict(zip(keys, tensors[position : position + len(keys)], strict=True))
             position += len(keys)
-        return self.model.to_outputs(self.model(batch))
+        model = self.model
+        if "b" not in batch:
+            return model.to_outputs(model(batch))
+        both = {key: torch.cat([batch["a"][key], batch["b"][key]]) for key in batch["a"]}
+        embeddings = model.embed(both)
+        u, v = embeddings.view(2, -1, embeddings.shape[-1]).unbind(0)
+        # the rest of `SequenceModel.forward` for a pair (dropout is off in eval mode)
+        if model.cosine_head:
+            return model.to_outputs(F.cosine_similarity(u, v, dim=-1))
+        logits = model.head(torch.cat([u, v, (u - v).abs()], dim=-1))
+        return model.to_outputs(logits.squeeze(-1) if model.objective == "regression" else logits)
+
+
+def same_length(batch: dict[str, dict[str, torch.Tensor]], pad_id: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Right-pad the parts of a pair batch to one sequence length (what `FlatSequenceModel` expects)."""
+    if "b" not in batch:
+        return batch
+    longest = max(tensors["input_ids"].shape[1] for tensors in batch.values())
+    padded = {}
+    for part, tensors in batch.items():
+        extra = longest - tensors["input_ids"].shape[1]
+        padded[part] = {
+            key: F.pad(t, (0, extra), value=pad_id if key == "input_ids" else 0) if extra else t
+            for key, t in tensors.items()
+        }
+    return padded
 
 
 def example_batch(predictor: SequencePredictor) -> dict[str, dict[str, torch.Tensor]]:
@@ -56,7 +86,7 @@ def example_batch(predictor: SequencePredictor) -> dict[str, dict[str, torch.Ten
     texts = ["a short one", "and a somewhat longer text, with more words in it than the first"]
     pairs = ["the second text of the pair", "short"] if pair else None
     features = encode_texts(predictor.tokenizer, texts, pairs, predictor.schema.encoding)
-    return collate_features(features, predictor.pad_id)
+    return same_length(collate_features(features, predictor.pad_id), predictor.pad_id)
 
 
 def input_name(part: str, key: str) -> str:
@@ -78,7 +108,7 @@ def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OP
     layout = [(part, list(tensors)) for part, tensors in batch.items()]
     names = [input_name(part, key) for part, keys in layout for key in keys]
     args = tuple(batch[part][key] for part, keys in layout for key in keys)
-    dynamic = {input_name(p, k): {0: "batch", 1: f"{p}_length"} for p, keys in layout for k in keys}
+    dynamic = {input_name(p, k): {0: "batch", 1: "length"} for p, keys in layout for k in keys}
     dynamic[OUTPUT_NAME] = {0: "batch"}
 
     target = folder / ONNX_FILE
@@ -96,7 +126,7 @@ def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OP
             opset_version=opset,
             dynamo=False,
         )
-        reference = flat(*args).numpy()
+        reference = model.to_outputs(model(batch)).numpy()  # the model itself, two encoder passes and all
     written = [target]
     check_parity(target, dict(zip(names, args, strict=True)), reference, PARITY_TOLERANCE)
     if quantize == "int8":
@@ -127,6 +157,8 @@ def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.Infe
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle worker threads must not spin: a server's event loop needs those cores between batches
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -146,7 +178,7 @@ class OnnxSequencePredictor(SequencePredictor):
     def _run(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
         feeds = {
             input_name(part, key): tensor.numpy()
-            for part, tensors in batch.items()
+            for part, tensors in same_length(batch, self.pad_id).items()
             for key, tensor in tensors.items()
             if input_name(part, key) in self.input_names
         }

@@ -39,6 +39,14 @@ SHAPES: dict[str, Shape] = {
         model_to_data=("backbone", "objective", "pair_encoding"),
         data_to_model=("label_names", "score_range", "backbone_dir"),
     ),
+    "N2M": Shape(
+        task="n2m.tasks.seq2seq:Seq2SeqTask",
+        data="n2m.data.seq2seq:Seq2SeqDataModule",
+        predictor="n2m.predictor_seq2seq:Seq2SeqPredictor",
+        exporter="n2m.export_seq2seq:export_seq2seq",
+        model_to_data=("backbone", "architecture"),
+        data_to_model=("backbone_dir",),
+    ),
     "N2N": Shape(
         task="n2m.tasks.token:TokenTask",
         data="n2m.data.tokens:TokenDataModule",

@@ -54,7 +54,9 @@ class DataFile:
     column_names: list[str] | None = None
 
 
-Files = str | list[str | DataFile] | None
+# Not `DataFile` in the type: jsonargparse would then read any string value as a path to a config file and
+# replace a CSV path by the file's content; mappings are checked by `as_data_files` instead.
+Files = str | list[str | dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ def as_data_files(files: Files | DataFile) -> list[DataFile]:
         if isinstance(f, DataFile):
             out.append(f)
         elif isinstance(f, dict):
+            unknown = sorted(set(f) - set(DataFile.__dataclass_fields__))
+            if unknown or "path" not in f:
+                raise DataError(
+                    f"a data file entry {f} has unknown keys {unknown}"
+                    if unknown
+                    else f"a data file entry {f} has no path",
+                    hint="each entry is a path, or {path, format, header, column_names}",
+                )
             out.append(DataFile(**f))
         else:
             out.append(DataFile(str(f)))
@@ -180,6 +190,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Path:
     """A SentencePiece-style Unigram tokenizer trained on `texts` with the `tokenizers` library, saved as a
     HF tokenizer folder (cached by texts and size). Used by the from-scratch Transformer."""
     texts = sorted(set(texts))
+    chars = len({c for t in texts for c in t})
+    if vocab_size < chars + 4:  # a Unigram vocabulary holds every character of its training text
+        raise ValueError(
+            f"tokenizer_vocab_size {vocab_size} is too small: the training text has {chars} distinct characters "
+            f"(Korean text has many), and the vocabulary must hold each of them; use at least {chars + 100}"
+        )
     digest = hashlib.sha256("\n".join([str(vocab_size), *texts]).encode()).hexdigest()[:16]
 
     def build(out: Path) -> None:

@@ -27,7 +27,7 @@ from n2m.data.datamodule import cached_tokens, seeded_split
 from n2m.data.encoding import pad_sequences
 from n2m.data.sampler import LengthGroupedSampler, SortedByLengthSampler
 from n2m.errors import DataError
-from n2m.readers import Record, read_records
+from n2m.readers import Record, detect_format, read_records
 from n2m.spans import align_units_to_tokens, entity_types
 
 Scheme = Literal["bio", "tags"]
@@ -190,8 +190,10 @@ class TokenDataModule(L.LightningDataModule):
         unit: Unit | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["label_names"])
+        # the resolved label names and unit are saved by the model, which Lightning requires to agree
+        self.save_hyperparameters(ignore=["label_names", "unit"])
         self._given_label_names = label_names
+        self._given_unit = unit
         self.datasets: dict[str, TokenDataset] = {}
         self.examples: dict[str, list[TokenExample]] = {}
         self._loaded: dict[tuple, list[TokenExample]] = {}
@@ -200,8 +202,8 @@ class TokenDataModule(L.LightningDataModule):
     @cached_property
     def unit(self) -> Unit:
         """`char` when the training data labels characters (KLUE-NER), else `word`."""
-        if self.hparams.unit:
-            return self.hparams.unit
+        if self._given_unit:
+            return self._given_unit
         source = self.hparams.train or self.hparams.test or self.hparams.val
         if not source:
             return "word"
@@ -210,12 +212,13 @@ class TokenDataModule(L.LightningDataModule):
 
     @cached_property
     def label_names(self) -> list[str]:
-        """Given, or the training file's tags: for BIO, `O` then `B-X`, `I-X` for every type seen."""
+        """Given, or the training split's tags: for BIO, `O` then `B-X`, `I-X` for every type seen."""
         if self._given_label_names:
             return list(self._given_label_names)
         if not self.hparams.train:
             raise DataError("an N2N task needs `label_names` or a `train` file to read them from")
-        tags = {t for ex in self._load(self.hparams.train) for t in ex.tags or ()}
+        # the training split's tags only (a split file or ratio split carves it from `train`)
+        tags = {t for ex in self._splits("fit")["train"] for t in ex.tags or ()}
         if self.hparams.scheme == "bio":
             bad = sorted(t for t in tags if t != "O" and not re.match(r"^[BI]-.+", t))
             if bad:
@@ -297,7 +300,8 @@ class TokenDataModule(L.LightningDataModule):
         if stage == "predict":
             if not h.predict:
                 raise DataError("nothing to predict: set `data.predict` to a file")
-            fmt = h.predict_format or (h.format if Path(h.predict).suffix not in (".csv", ".tsv", ".jsonl") else None)
+            table = Path(h.predict).suffix in (".csv", ".tsv", ".jsonl", ".json")  # raw texts in a `text` column
+            fmt = h.predict_format or (detect_format(h.predict) if table else h.format)
             return {"predict": self._load(h.predict, with_tags=False, format=fmt)}
         train = self._load(h.train) if h.train else []
         splits: dict[str, list[TokenExample]] = {}

@@ -2,8 +2,9 @@
 
 - `warm_start` (Rothe et al. 2020, "Leveraging pre-trained checkpoints for sequence generation tasks"):
   encoder and decoder both start from the same BERT-style checkpoint (e.g. e5-small). The decoder gets
-  causal self-attention and new, randomly initialized cross-attention; its output layer is tied to its
-  input embeddings. `tie_encoder_decoder` shares every encoder weight with the decoder (Rothe's
+  causal self-attention and new cross-attention (randomly initialized as in the paper, or, with
+  `cross_attention_init: self_attention`, copied from the same layer's self-attention); its output
+  layer is tied to its input embeddings. `tie_encoder_decoder` shares every encoder weight with the decoder (Rothe's
   BERTShare); `encoder_layers` / `decoder_layers` keep only the first k layers of the checkpoint,
   which is what makes CPU training affordable.
 - `scratch`: the same BERT-style encoder-decoder, randomly initialized at a small size (`ScratchSize`),
@@ -34,6 +35,9 @@ from transformers import (
 )
 
 Architecture = Literal["warm_start", "scratch", "pretrained"]
+CrossAttentionInit = Literal["random", "self_attention"]
+# the parts a warm start adds to the checkpoint (randomly initialized): trained at the task's `head_lr`
+NEW_IN_WARM_START = ("crossattention", "cls.predictions.transform", "cls.predictions.bias", "enc_to_dec_proj")
 
 
 @dataclass
@@ -122,11 +126,22 @@ def _scratch_parts(vocab_size: int, pad: int, size: ScratchSize) -> tuple[PreTra
     return encoder, AutoModelForCausalLM.from_config(decoder_config)
 
 
+def init_cross_attention_from_self_attention(model: EncoderDecoderModel) -> int:
+    """Start each decoder layer's cross-attention as a copy of its (pretrained) self-attention, so attending
+    to the encoder's states of the same checkpoint is meaningful from the first step. Returns the layer count."""
+    layers = model.decoder.bert.encoder.layer
+    for layer in layers:
+        layer.crossattention.load_state_dict(layer.attention.state_dict())
+    return len(layers)
+
+
 def tie_encoder_to_decoder(model: EncoderDecoderModel) -> int:
     """Share the encoder's weights with the decoder wherever both have them (embeddings, self-attention,
     feed-forward of the first min(layers) layers); cross-attention and the LM head's transform stay the
     decoder's own. Parameters are shared (one tensor), so the optimizer sees each once. Returns how many."""
     enc = dict(model.encoder.named_parameters())
+    output = model.decoder.get_output_embeddings()
+    tied_output = output is not None and output.weight is model.decoder.get_input_embeddings().weight
     shared = 0
     for name, param in list(model.decoder.named_parameters()):
         key = name.removeprefix("bert.")  # BertLMHeadModel keeps its BertModel under `bert`
@@ -135,6 +150,8 @@ def tie_encoder_to_decoder(model: EncoderDecoderModel) -> int:
         owner = model.decoder.get_submodule(name.rsplit(".", 1)[0])
         setattr(owner, name.rsplit(".", 1)[1], enc[key])
         shared += 1
+    if tied_output:  # the LM head was tied to the decoder's own input embeddings: follow them to the encoder's
+        output.weight = model.decoder.get_input_embeddings().weight
     return shared
 
 
@@ -146,6 +163,7 @@ def build_seq2seq(
     encoder_layers: int | None = None,
     decoder_layers: int | None = None,
     tie_encoder_decoder: bool = False,
+    cross_attention_init: CrossAttentionInit = "random",
     scratch: ScratchSize | None = None,
     pretrained: bool = True,
 ) -> PreTrainedModel:
@@ -170,6 +188,8 @@ def build_seq2seq(
         config.eos_token_id = ids.eos
         config.pad_token_id = ids.pad
     model.config.vocab_size = model.config.decoder.vocab_size
+    if cross_attention_init == "self_attention" and architecture == "warm_start" and pretrained:
+        init_cross_attention_from_self_attention(model)
     if tie_encoder_decoder:
         tie_encoder_to_decoder(model)
     return model

@@ -12,6 +12,7 @@ server runs at once. Under load, requests that arrive during a forward pass form
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -78,10 +79,8 @@ class MicroBatcher:
     async def stop(self) -> None:
         if self._worker:
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("server shutting down"))
@@ -175,4 +174,3 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_result(list(results[position : position + len(job.inputs)]))
             position += len(job.inputs)
-

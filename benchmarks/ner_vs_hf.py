@@ -1,0 +1,274 @@
+"""KLUE-NER, n2m vs the ordinary tool, side by side in one run: same data and split, same (vocabulary-trimmed)
+e5-small folder, same epochs, batch size, learning rate, schedule and seed.
+
+(a) Hugging Face `Trainer` + `AutoModelForTokenClassification`, written as a user writes it for character-
+    annotated data: the text is tokenized with offsets, each token takes the tag of its first character,
+    special tokens are ignored; predicted token tags are read back as spans over tokens and mapped to
+    characters (so an entity edge inside a token cannot be hit: `<박:PS>씨` is one token `▁박씨`).
+(b) `n2m fit --config recipes/klue-ner.yaml` (each character read from its token plus its offset in it;
+    constrained BIO decoding; the epoch is chosen on the validation split).
+
+Both are scored with the same code (`n2m.metrics_spans.EntityScores`: exact character span and type, micro
+over types, seqeval's default mode) on the test ids of data/splits/klue-ner.json.
+Each system runs in its own child process, so its peak RSS (VmHWM) is its own. Training throughput is
+training sentences × epochs / seconds spent training (validation excluded: n2m's is timed by a callback and
+subtracted; HF validates not at all).
+
+    python benchmarks/ner_vs_hf.py --quick       # 256 training sentences, 1 epoch: a few minutes
+    python benchmarks/ner_vs_hf.py              # the whole split, 1 epoch as the recipe: ner_vs_hf.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _measure import machine, peak_rss_mb, today  # noqa: E402
+
+SOURCE = ROOT / "data/klue_ner/klue-ner-v1.1_dev.tsv"
+SPLIT = ROOT / "data/splits/klue-ner.json"
+RECIPE = ROOT / "recipes/klue-ner.yaml"
+BATCH, LR, SEED, MAX_LENGTH = 32, 1e-4, 0, 128
+
+
+class TrainTimer(L.Callback):
+    """Seconds spent in training, validation subtracted, written to `path` when training ends."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.validating = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.validating += time.perf_counter() - self.val_start
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        total = time.perf_counter() - self.start
+        Path(self.path).write_text(json.dumps({"train_s": total - self.validating, "validation_s": self.validating}))
+
+
+def load_split(split_file: Path):
+    from n2m.data.tokens import load_token_examples
+
+    examples = {ex.id: ex for ex in load_token_examples(SOURCE, "klue-ner")}
+    spec = json.loads(split_file.read_text(encoding="utf-8"))
+    return {name: [examples[i] for i in spec[name]] for name in ("train", "val", "test")}
+
+
+def gold_spans(ex) -> set:
+    from n2m.spans import bio_to_spans, unit_spans_to_chars
+
+    return set(unit_spans_to_chars(bio_to_spans(ex.tags), ex.units))
+
+
+def run_hf(config: dict) -> dict:
+    import torch
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from n2m.metrics_spans import EntityScores
+    from n2m.spans import Span, bio_to_spans, entity_types
+
+    split = load_split(Path(config["split_file"]))
+    tokenizer = AutoTokenizer.from_pretrained(config["backbone_dir"])
+    names = config["label_names"]
+    label_id = {n: i for i, n in enumerate(names)}
+    torch.manual_seed(SEED)
+    model = AutoModelForTokenClassification.from_pretrained(
+        config["backbone_dir"], num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_id
+    )
+
+    def first_char(text: str, a: int, b: int) -> int:
+        while a < b and text[a].isspace():
+            a += 1
+        return a
+
+    class Sentences(torch.utils.data.Dataset):
+        def __init__(self, examples):
+            self.examples = examples
+            self.enc = tokenizer([ex.text for ex in examples], truncation=True, max_length=MAX_LENGTH,
+                                 return_offsets_mapping=True)  # fmt: skip
+
+        def __len__(self):
+            return len(self.examples)
+
+        def __getitem__(self, i):
+            ex, offsets = self.examples[i], self.enc["offset_mapping"][i]
+            starts = [first_char(ex.text, a, b) for a, b in offsets]  # -100: special tokens, a lone `▁`
+            labels = [label_id[ex.tags[c]] if c < b else -100 for c, (_, b) in zip(starts, offsets, strict=True)]
+            return {"input_ids": self.enc["input_ids"][i], "attention_mask": self.enc["attention_mask"][i],
+                    "labels": labels}  # fmt: skip
+
+    args = TrainingArguments(
+        output_dir=config["out"], per_device_train_batch_size=BATCH, per_device_eval_batch_size=2 * BATCH,
+        learning_rate=LR, num_train_epochs=config["epochs"], warmup_steps=0.1, lr_scheduler_type="linear",
+        weight_decay=0.01, seed=SEED, save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[],
+        use_cpu=True,
+    )  # fmt: skip
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Sentences(split["train"]),
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+    )
+    start = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - start
+
+    test = Sentences(split["test"])
+    logits = trainer.predict(test).predictions
+    metric = EntityScores(entity_types(names))
+    predicted, gold = [], []
+    for i, ex in enumerate(split["test"]):
+        offsets = test.enc["offset_mapping"][i]
+        tokens = [t for t, (a, b) in enumerate(offsets) if first_char(ex.text, a, b) < b]
+        tags = [names[int(logits[i, t].argmax())] for t in tokens]
+        spans = []
+        for s in bio_to_spans(tags):  # token spans → characters
+            a, b = offsets[tokens[s.start]][0], offsets[tokens[s.end - 1]][1]
+            spans.append(Span(first_char(ex.text, a, b), b, s.label))
+        predicted.append(spans)
+        gold.append(gold_spans(ex))
+    metric.update(predicted, gold)
+    scores = metric.compute()
+    return {
+        "f1": round(float(scores["f1"]), 4),
+        "precision": round(float(scores["precision"]), 4),
+        "recall": round(float(scores["recall"]), 4),
+        "samples_per_s": round(len(split["train"]) * config["epochs"] / train_s, 2),
+        "train_s": round(train_s, 1),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_n2m(config: dict) -> dict:
+    from n2m.cli import main
+
+    out = Path(config["out"])
+    timer = out / "train_time.json"
+    callback = json.dumps({"class_path": "ner_vs_hf.TrainTimer", "init_args": {"path": str(timer)}})
+    main(["fit", "--config", str(RECIPE), "--data.split_file", config["split_file"],
+          "--trainer.max_epochs", str(config["epochs"]), "--trainer.default_root_dir", str(out),
+          "--trainer.enable_progress_bar", "false", "--trainer.callbacks+", callback])  # fmt: skip
+    report = json.loads((out / "results.json").read_text())
+    train_s = json.loads(timer.read_text())["train_s"]
+    test = report["test"]
+    n_train = len(json.loads(Path(config["split_file"]).read_text())["train"])
+    return {
+        "f1": round(test["test/f1"], 4),
+        "precision": round(test["test/precision"], 4),
+        "recall": round(test["test/recall"], 4),
+        "f1_argmax": round(test["test/f1_argmax"], 4),
+        "f1_constrained": round(test["test/f1_constrained"], 4),
+        "samples_per_s": round(n_train * config["epochs"] / train_s, 2),
+        "train_s": round(train_s, 1),
+        "fit_wall_s": report["fit_wall_s"],
+        "best_checkpoint": report["best_checkpoint"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def child(system: str, config: dict) -> dict:
+    """Run one system in a fresh interpreter, so its peak RSS is its own."""
+    cmd = [sys.executable, __file__, "--child", system, "--config-json", json.dumps(config)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict) -> str:
+    hf, n2m = results["hf"], results["n2m"]
+    lines = [
+        f"KLUE-NER test split ({results['test_sentences']} sentences), {results['epochs']} epoch(s), "
+        f"{results['machine']}, {results['date']}, mode {results['mode']}",
+        "",
+        "| system | entity F1 | precision | recall | train sentences/s | train s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in (("HF Trainer + AutoModelForTokenClassification", hf), ("n2m (recipes/klue-ner.yaml)", n2m)):
+        cells = [name, r["f1"], r["precision"], r["recall"], r["samples_per_s"], r["train_s"], r["peak_rss_mb"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [
+        "",
+        f"n2m F1 without constrained decoding (argmax per character): {n2m['f1_argmax']}; with: "
+        f"{n2m['f1_constrained']}.",
+        f"n2m / HF: F1 {results['ratios']['f1_delta']:+.4f}, throughput ×{results['ratios']['throughput']}, "
+        f"peak RSS ×{results['ratios']['peak_rss']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 train / 64 val / 128 test sentences, 1 epoch")
+    parser.add_argument("--epochs", type=int, default=1, help="the recipe's (1)")
+    parser.add_argument("--out", default=str(ROOT / "runs/bench-ner"))
+    parser.add_argument("--child", choices=["hf", "n2m"])
+    parser.add_argument("--config-json")
+    args = parser.parse_args()
+    if args.child:
+        config = json.loads(args.config_json)
+        runner = {"hf": run_hf, "n2m": run_n2m}[args.child]
+        print(json.dumps(runner({**config, "out": f"{config['out']}/{args.child}"})))
+        return
+
+    from n2m.data.tokens import TokenDataModule
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs = 1 if args.quick else args.epochs
+    split_file = SPLIT
+    if args.quick:
+        spec = json.loads(SPLIT.read_text(encoding="utf-8"))
+        spec = {"train": spec["train"][:256], "val": spec["val"][:64], "test": spec["test"][:128]}
+        split_file = out / "quick-split.json"
+        split_file.write_text(json.dumps(spec), encoding="utf-8")
+    # the folder n2m's recipe trains from (vocabulary trimmed to the train + val texts): HF gets the same one
+    data = TokenDataModule(train=str(SOURCE), format="klue-ner", split_file=str(split_file), trim_vocab=True)
+    config = {"split_file": str(split_file), "epochs": epochs, "out": str(out), "backbone_dir": data.backbone_dir,
+              "label_names": data.label_names}  # fmt: skip
+    n_test = len(json.loads(split_file.read_text())["test"])
+    results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
+                     "epochs": epochs, "batch_size": BATCH, "lr": LR, "seed": SEED, "test_sentences": n_test,
+                     "backbone_dir": data.backbone_dir}  # fmt: skip
+    for system in ("hf", "n2m"):
+        print(f"running {system} …", flush=True)
+        results[system] = child(system, config)
+        print(json.dumps(results[system]), flush=True)
+    hf, n2m = results["hf"], results["n2m"]
+    results["ratios"] = {
+        "f1_delta": round(n2m["f1"] - hf["f1"], 4),
+        "throughput": round(n2m["samples_per_s"] / hf["samples_per_s"], 2),
+        "peak_rss": round(n2m["peak_rss_mb"] / hf["peak_rss_mb"], 2),
+    }
+    name = "ner_vs_hf.quick" if args.quick else "ner_vs_hf"
+    target = ROOT / "benchmarks/results"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (target / f"{name}.md").write_text(table(results), encoding="utf-8")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

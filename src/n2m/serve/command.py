@@ -1,0 +1,72 @@
+"""`n2m serve MODEL_DIR`: load an exported folder (PyTorch or ONNX Runtime) and serve it with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from n2m.serve.limits import Limits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Limits()
+    parser = argparse.ArgumentParser(
+        prog="n2m serve",
+        description="Serve an exported model folder: JSON API (/v1/predict, /docs), web page (/), /metrics.",
+    )
+    parser.add_argument("model_dir", help="a folder written by `n2m export`")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="onnx needs `export --onnx`")
+    parser.add_argument(
+        "--onnx-file", default="model.onnx", help="which ONNX file of the folder (model.int8.onnx: quantized)"
+    )
+    parser.add_argument("--name", default=None, help="the model's name on the page and in /v1/model (folder name)")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="inputs per forward pass")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a busy server gathers a batch")
+    parser.add_argument("--max-queue", type=int, default=defaults.max_queue, help="waiting inputs before 503")
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    parser.add_argument("--max-inputs", type=int, default=defaults.max_inputs, help="inputs per request")
+    parser.add_argument("--max-chars", type=int, default=defaults.max_chars, help="characters per text")
+    parser.add_argument("--max-streams", type=int, default=defaults.max_streams, help="generations at once")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: all cores)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--access-log", action="store_true", help="log every request (costs time under load)")
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    import torch
+    import uvicorn
+
+    from n2m.predictor import Predictor
+    from n2m.serve.app import create_app
+
+    args = build_parser().parse_args(argv)
+    folder = Path(args.model_dir)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.backend == "onnx":
+        from n2m.onnx_export import load_onnx_predictor
+
+        predictor = load_onnx_predictor(folder, args.onnx_file, threads=args.threads)
+    else:
+        predictor = Predictor.from_pretrained(folder)
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_inputs=args.max_inputs,
+        max_chars=args.max_chars,
+        max_queue=args.max_queue,
+        max_streams=args.max_streams,
+    )
+    backend = args.backend if args.backend == "torch" else f"onnx ({args.onnx_file})"
+    app = create_app(
+        predictor,
+        name=args.name or folder.resolve().name,
+        backend=backend,
+        limits=limits,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+    )
+    print(f"serving {folder} ({backend}) on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)

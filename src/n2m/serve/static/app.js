@@ -1,0 +1,282 @@
+// n2m web page: reads /v1/model, builds the form its schema calls for, shows results by layout.
+// Plain DOM, no dependencies; user text is only ever set with textContent.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, children = []) => {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+};
+const SVG = "http://www.w3.org/2000/svg";
+const svg = (tag, attrs) => {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+};
+
+const FIELD_LABELS = {
+  similarity: { text: "Sentence A", text_pair: "Sentence B" },
+  default: { text: "Text", text_pair: "Second text", source: "Input" },
+};
+const LAYOUT_TITLES = {
+  similarity: "Semantic similarity of two sentences",
+  score: "A score for a text",
+  classes: "Which class a text belongs to",
+  labels: "Which labels apply to a text",
+  entities: "Entities in a text",
+  tags: "A tag for every word",
+  generation: "Text generation",
+  json: "Model output",
+};
+
+let model = null;
+
+async function init() {
+  try {
+    const response = await fetch("/v1/model");
+    model = await response.json();
+  } catch (err) {
+    showError(`Could not reach the server: ${err}`);
+    return;
+  }
+  document.title = `${model.name} · n2m`;
+  $("model-name").textContent = model.name;
+  const parts = [LAYOUT_TITLES[model.layout] || model.task, `${model.shape} · ${model.task}`];
+  if (model.backbone) parts.push(model.backbone.split("/").filter(Boolean).pop()); // a folder: its name
+  parts.push(model.backend);
+  $("model-task").textContent = parts.join(" · ");
+  const labels = FIELD_LABELS[model.layout] || FIELD_LABELS.default;
+  const fields = $("fields");
+  for (const name of model.inputs) {
+    const id = `input-${name}`;
+    const area = el("textarea", { id, name, rows: "3", maxlength: String(model.limits.max_chars || 2000) });
+    area.placeholder = model.layout === "similarity" ? "Type a sentence…" : "Type a text…";
+    const count = el("div", { class: "count muted", text: "" });
+    area.addEventListener("input", () => {
+      count.textContent = area.value.length > 200 ? `${area.value.length} / ${model.limits.max_chars}` : "";
+    });
+    fields.append(el("div", { class: "field" }, [el("label", { for: id, text: labels[name] || name }), area, count]));
+  }
+  $("submit").disabled = false;
+  $("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  $("form").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit();
+  });
+}
+
+function readInputs() {
+  const inputs = {};
+  for (const name of model.inputs) inputs[name] = $(`input-${name}`).value;
+  return inputs;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+}
+
+async function submit() {
+  const button = $("submit");
+  if (button.disabled) return;
+  $("error").hidden = true;
+  const inputs = readInputs();
+  const empty = model.inputs.find((name) => !inputs[name].trim());
+  if (empty) {
+    showError(`Please fill in “${(FIELD_LABELS[model.layout] || FIELD_LABELS.default)[empty] || empty}”.`);
+    $(`input-${empty}`).focus();
+    return;
+  }
+  button.disabled = true;
+  const started = performance.now();
+  try {
+    if (model.layout === "generation" && model.streaming) await streamGeneration(inputs);
+    else {
+      const response = await fetch("/v1/predict", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ inputs }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        showError(`${response.status}: ${body.error || response.statusText}`);
+        return;
+      }
+      render(body.predictions[0], inputs);
+    }
+    $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
+  } catch (err) {
+    showError(`Request failed: ${err}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function card(title, ...children) {
+  const result = $("result");
+  result.replaceChildren(el("div", { class: "card", "data-layout": model.layout }, [el("h2", { text: title }), ...children]));
+}
+
+function render(prediction, inputs) {
+  switch (model.layout) {
+    case "similarity":
+    case "score":
+      return renderGauge(prediction.score);
+    case "classes":
+    case "labels":
+      return renderBars(prediction);
+    case "entities":
+      return renderEntities(prediction, inputs[model.inputs[0]]);
+    case "tags":
+      return renderTags(prediction);
+    case "generation":
+      return renderGenerated(prediction.text ?? JSON.stringify(prediction));
+    default:
+      return card("Output", el("pre", { text: JSON.stringify(prediction, null, 2) }));
+  }
+}
+
+function renderGauge(score) {
+  const [low, high] = model.score_range || [0, 1];
+  const share = Math.min(1, Math.max(0, (score - low) / (high - low)));
+  const arc = "M 20 110 A 90 90 0 0 1 200 110";
+  const length = Math.PI * 90;
+  const picture = svg("svg", { viewBox: "0 0 220 120", role: "img", "aria-label": `score ${score.toFixed(2)}` });
+  picture.append(svg("path", { d: arc, class: "track", fill: "none", "stroke-width": "18", "stroke-linecap": "round" }));
+  picture.append(
+    svg("path", {
+      d: arc,
+      class: "value",
+      fill: "none",
+      "stroke-width": "18",
+      "stroke-linecap": "round",
+      "stroke-dasharray": `${length}`,
+      "stroke-dashoffset": `${length * (1 - share)}`,
+    }),
+  );
+  const reading = el("output", { id: "score", class: "reading", "data-value": String(score), text: score.toFixed(2) });
+  const scale = el("div", { class: "scale muted" }, [el("span", { text: String(low) }), el("span", { text: String(high) })]);
+  const title = model.layout === "similarity" ? "Similarity" : "Score";
+  card(title, el("div", { class: "gauge" }, [picture, reading, scale]));
+}
+
+function renderBars(prediction) {
+  const chosen = new Set(prediction.labels || (prediction.label !== undefined ? [prediction.label] : []));
+  const rows = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1]);
+  const list = el(
+    "ul",
+    { class: "bars" },
+    rows.map(([name, p]) => {
+      const fill = el("span");
+      fill.style.width = `${(100 * p).toFixed(1)}%`;
+      return el("li", { class: chosen.has(name) ? "chosen" : "", "data-label": name, "data-p": String(p) }, [
+        el("span", { class: "name", text: name }),
+        el("span", { class: "bar" }, [fill]),
+        el("span", { class: "pct", text: `${(100 * p).toFixed(1)}%` }),
+      ]);
+    }),
+  );
+  const title = chosen.size ? [...chosen].join(", ") : "No label above the threshold";
+  card(title, list);
+  $("result").querySelector("h2").id = "top-label";
+}
+
+function hue(type) {
+  let h = 0;
+  for (const c of type) h = (h * 31 + c.codePointAt(0)) % 360;
+  return h;
+}
+
+function renderEntities(prediction, text) {
+  const entities = [...(prediction.entities || [])].sort((a, b) => a.start - b.start);
+  const paragraph = el("p", { class: "highlighted" });
+  // offsets count code points (Python's str); JS strings count UTF-16 units, so slice by code point
+  const chars = Array.from(text);
+  const slice = (a, b) => chars.slice(a, b).join("");
+  let at = 0;
+  for (const entity of entities) {
+    if (entity.start < at) continue; // overlapping spans: keep the first
+    paragraph.append(slice(at, entity.start));
+    const type = entity.type ?? entity.label ?? "?";
+    const mark = el("mark", { "data-type": type, title: `${type} ${Math.round(100 * (entity.score ?? 1))}%` }, [
+      slice(entity.start, entity.end),
+      el("small", { text: type }),
+    ]);
+    mark.style.background = `hsl(${hue(type)} 80% 60% / .35)`;
+    paragraph.append(mark);
+    at = entity.end;
+  }
+  paragraph.append(slice(at));
+  card(entities.length ? `${entities.length} entit${entities.length === 1 ? "y" : "ies"}` : "No entities", paragraph);
+}
+
+function renderTags(prediction) {
+  const words = el(
+    "div",
+    { class: "words" },
+    (prediction.words || []).map((w) => el("span", {}, [w.text, el("small", { text: w.tag })])),
+  );
+  card("Tags", words);
+}
+
+function renderGenerated(text, streaming = false) {
+  const out = el("div", { id: "generated", class: streaming ? "generated streaming" : "generated", text });
+  card("Output", out);
+  return out;
+}
+
+async function streamGeneration(inputs) {
+  const response = await fetch("/v1/stream", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ inputs }),
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    showError(`${response.status}: ${body.error || response.statusText}`);
+    return;
+  }
+  const out = renderGenerated("", true);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = parseEvent(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+      if (event.type === "error") showError(event.data.error);
+      else if (event.type === "done") out.textContent = event.data.text ?? out.textContent;
+      else out.textContent += event.data.text ?? "";
+    }
+  }
+  out.classList.remove("streaming");
+}
+
+function parseEvent(block) {
+  let type = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) type = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+  }
+  try {
+    return { type, data: JSON.parse(data.join("\n")) };
+  } catch {
+    return { type, data: { text: data.join("\n") } };
+  }
+}
+
+init();

@@ -1,0 +1,184 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright (no browser download), against a
+real uvicorn server on loopback.
+
+Screenshots go to $N2M_SCREENSHOT_DIR (the README's come from `N2M_SCREENSHOT_DIR=docs pytest
+tests/test_serve_browser.py`), else to a temporary folder. The STS page uses the real exported KorSTS
+model when `runs/korsts-export` (or $N2M_KORSTS_EXPORT) exists, else the tiny one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_models import LiveServer, entity_model, sentiment_model, sts_model
+from test_serve_api import WordStreamer
+
+from n2m.predictor import Predictor
+from n2m.serve import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[1]
+STS_PAIR = ("한 남자가 기타를 치고 있다.", "남자가 기타를 연주하고 있다.")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("N2M_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sts_server(tiny_backbone, korsts_slice, tmp_path_factory):
+    real = Path(os.environ.get("N2M_KORSTS_EXPORT", ROOT / "runs/korsts-export"))
+    if (real / "model.safetensors").is_file():
+        folder, name = real, "korsts (e5-small bi-encoder)"
+    else:
+        folder, name = sts_model(tiny_backbone, korsts_slice, tmp_path_factory.mktemp("serve-models")), "tiny-sts"
+    with LiveServer(create_app(Predictor.from_pretrained(folder), name=name)) as url:
+        yield url, name
+
+
+def api_prediction(url: str, inputs: dict[str, str]) -> dict:
+    response = httpx.post(f"{url}/v1/predict", json={"inputs": inputs}, timeout=60)
+    assert response.status_code == 200
+    return response.json()["predictions"][0]
+
+
+def open_page(browser, url: str, width: int = 960, height: int = 720):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
+    page.goto(url)
+    page.wait_for_selector("#submit:not([disabled])")
+    return page, errors
+
+
+def test_sts_page_score_matches_the_api(browser, sts_server, shots):
+    url, name = sts_server
+    page, errors = open_page(browser, url)
+    assert page.inner_text("#model-name") == name
+    assert "Semantic similarity" in page.inner_text("#model-task")
+    assert page.inner_text("label[for=input-text]") == "Sentence A"
+    page.fill("#input-text", STS_PAIR[0])
+    page.fill("#input-text_pair", STS_PAIR[1])
+    page.click("#submit")
+    reading = page.wait_for_selector("#score")
+    shown = float(reading.get_attribute("data-value"))
+    expected = api_prediction(url, {"text": STS_PAIR[0], "text_pair": STS_PAIR[1]})["score"]
+    assert shown == pytest.approx(expected, abs=1e-6)
+    assert reading.inner_text() == f"{expected:.2f}"
+    assert page.locator(".gauge svg path.value").count() == 1
+    page.screenshot(path=str(shots / "serve-sts.png"), full_page=True)
+    assert errors == []
+
+
+def test_page_fits_a_phone_and_shows_errors(browser, sts_server, shots):
+    url, _ = sts_server
+    page, errors = open_page(browser, url, width=375, height=740)
+    page.fill("#input-text", STS_PAIR[0])
+    page.click("#submit")
+    assert "Please fill in “Sentence B”" in page.inner_text("#error")  # checked before sending
+    page.fill("#input-text_pair", "bell \u0007 inside")
+    page.click("#submit")
+    page.wait_for_function("document.querySelector('#error').textContent.startsWith('422')")
+    assert "inputs.text_pair: control character U+0007 at character 5" in page.inner_text("#error")
+    page.fill("#input-text_pair", STS_PAIR[1])
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#score")
+    assert page.is_hidden("#error")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+    for selector in ("#input-text", "#submit", ".gauge svg"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375
+    page.screenshot(path=str(shots / "serve-sts-phone.png"), full_page=True)
+    assert errors == []
+
+
+def test_classification_page_shows_probability_bars(browser, tiny_backbone, tmp_path_factory, shots):
+    folder = sentiment_model(tiny_backbone, tmp_path_factory.mktemp("serve-models"))
+    with LiveServer(create_app(Predictor.from_pretrained(folder), name="toy sentiment classifier")) as url:
+        page, errors = open_page(browser, url)
+        assert page.inner_text("label[for=input-text]") == "Text"
+        assert page.locator("#input-text_pair").count() == 0  # one text box for a one-text model
+        text = "this is good number 12"
+        page.fill("#input-text", text)
+        page.click("#submit")
+        page.wait_for_selector("ul.bars")
+        expected = api_prediction(url, {"text": text})
+        assert page.inner_text("#top-label") == expected["label"] == "positive"
+        rows = page.locator("ul.bars li")
+        assert rows.count() == 3
+        assert rows.first.get_attribute("data-label") == "positive"  # sorted, most likely first
+        chosen = page.locator("ul.bars li.chosen")
+        assert chosen.count() == 1
+        assert float(chosen.get_attribute("data-p")) == pytest.approx(expected["probabilities"]["positive"], 1e-6)
+        page.screenshot(path=str(shots / "serve-classification.png"), full_page=True)
+        assert errors == []
+
+
+def test_entities_are_highlighted_inline(browser, tiny_backbone, tmp_path_factory, shots):
+    folder = entity_model(tiny_backbone, tmp_path_factory.mktemp("serve-models"))
+    with LiveServer(create_app(Predictor.from_pretrained(folder), name="toy city tagger (N2N)")) as url:
+        page, errors = open_page(browser, url)
+        text = "we flew to Seoul on day3"
+        page.fill("#input-text", text)
+        page.click("#submit")
+        page.wait_for_selector("p.highlighted")
+        entities = api_prediction(url, {"text": text})["entities"]
+        assert any(e["text"] == "Seoul" and e["type"] == "location" for e in entities)  # it learned the rule
+        marks = page.locator("p.highlighted mark")
+        assert marks.count() == len(entities)
+        for i, entity in enumerate(entities):
+            assert marks.nth(i).get_attribute("data-type") == entity["type"]
+            assert marks.nth(i).evaluate("m => m.firstChild.textContent") == entity["text"]
+        # no character lost or moved: the paragraph without the type labels is the input
+        plain = page.evaluate(
+            "() => { const p = document.querySelector('p.highlighted').cloneNode(true);"
+            " p.querySelectorAll('small').forEach(s => s.remove()); return p.textContent; }"
+        )
+        assert plain == text
+        page.screenshot(path=str(shots / "serve-entities.png"), full_page=True)
+        assert errors == []
+
+
+def test_generation_streams_into_the_page(browser, tmp_path):
+    with LiveServer(create_app(WordStreamer(delay=0.2), name="word echo (stand-in)")) as url:
+        page, errors = open_page(browser, url)
+        page.fill("#input-text", "one two three four")
+        page.click("#submit")
+        # part of the text shows while the rest is still being generated
+        page.wait_for_function(
+            "() => { const g = document.querySelector('#generated');"
+            " return g && g.classList.contains('streaming') && g.textContent.startsWith('ONE')"
+            " && !g.textContent.includes('FOUR'); }"
+        )
+        page.wait_for_selector("#generated:not(.streaming)")
+        assert page.inner_text("#generated").strip() == "ONE TWO THREE FOUR"
+        page.screenshot(path=str(tmp_path / "serve-generation.png"), full_page=True)
+        assert errors == []

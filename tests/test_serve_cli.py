@@ -1,0 +1,70 @@
+"""`n2m serve` as a user runs it: a separate process on a free port, both backends, clean exit, clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_models import free_port, sts_model, wait_for_http
+
+from n2m.onnx_export import export_onnx
+
+PAIR = {"text": "한 남자가 기타를 치고 있다.", "text_pair": "남자가 기타를 연주한다."}
+
+
+@pytest.fixture(scope="module")
+def sts_dir(tiny_backbone, korsts_slice, tmp_path_factory) -> Path:
+    return sts_model(tiny_backbone, korsts_slice, tmp_path_factory.mktemp("serve-models"))
+
+
+def n2m(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-c", "from n2m.cli import main; main()", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_serve_command_answers_and_exits_cleanly(sts_dir, backend):
+    if backend == "onnx":
+        export_onnx(sts_dir)
+    port = free_port()
+    process = n2m("serve", str(sts_dir), "--port", str(port), "--backend", backend, "--max-batch-size", "8")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/healthz")
+        view = httpx.get(f"{url}/v1/model").json()
+        assert view["name"] == sts_dir.name and view["backend"].startswith(backend)
+        response = httpx.post(f"{url}/v1/predict", json={"inputs": [PAIR, PAIR]})
+        assert response.status_code == 200 and len(response.json()["predictions"]) == 2
+        page = httpx.get(url)
+        assert page.status_code == 200 and "<script src=\"/static/app.js\"></script>" in page.text
+        assert httpx.get(f"{url}/static/app.css").headers["content-type"].startswith("text/css")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"serving {sts_dir}" in output and "/docs" in output
+
+
+def test_serve_without_an_onnx_file_says_what_to_run(sts_dir, tmp_path):
+    folder = tmp_path / "no-onnx"
+    shutil.copytree(sts_dir, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    process = n2m("serve", str(folder), "--port", str(free_port()), "--backend", "onnx")
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "n2m: error:" in output and "n2m export CKPT" in output and "--onnx" in output
+    assert "Traceback" not in output
+
+
+def test_serve_help_lists_the_knobs():
+    process = n2m("serve", "--help")
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    for option in ("--backend {torch,onnx}", "--max-batch-size", "--max-wait-ms", "--max-queue", "--max-chars"):
+        assert option in output
