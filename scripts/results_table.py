@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MAIN = {"test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1"}
+MAIN = {
+    "test/pearson": "Pearson",
+    "test/spearman": "Spearman",
+    "test/accuracy": "accuracy",
+    "test/f1_macro": "macro-F1",
+}
 
 
 def main() -> None:

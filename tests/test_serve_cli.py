@@ -43,7 +43,7 @@ def test_serve_command_answers_and_exits_cleanly(sts_dir, backend):
         response = httpx.post(f"{url}/v1/predict", json={"inputs": [PAIR, PAIR]})
         assert response.status_code == 200 and len(response.json()["predictions"]) == 2
         page = httpx.get(url)
-        assert page.status_code == 200 and "<script src=\"/static/app.js\"></script>" in page.text
+        assert page.status_code == 200 and '<script src="/static/app.js"></script>' in page.text
         assert httpx.get(f"{url}/static/app.css").headers["content-type"].startswith("text/css")
     finally:
         process.send_signal(signal.SIGINT)
