@@ -45,7 +45,9 @@ def save_backbone_files(backbone: str, out: Path) -> None:
 
 def save_model_weights(ckpt: dict, out: Path, prefix: str = "model.") -> None:
     weights = {k.removeprefix(prefix): v.contiguous() for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    path = out / "model.safetensors"
+    save_file(weights, str(path), metadata={"format": "pt"})
+    path.chmod(0o644)  # safetensors writes 0600; an exported model is meant to be shared and served
 
 
 def export_sequence(ckpt: dict, out: Path) -> None:
