@@ -167,7 +167,7 @@ def test_entities_are_highlighted_inline(browser, tiny_backbone, tmp_path_factor
         assert errors == []
 
 
-def test_generation_streams_into_the_page(browser, tmp_path):
+def test_generation_streams_into_the_page(browser, shots):
     with LiveServer(create_app(WordStreamer(delay=0.2), name="word echo (stand-in)")) as url:
         page, errors = open_page(browser, url)
         page.fill("#input-text", "one two three four")
@@ -180,5 +180,5 @@ def test_generation_streams_into_the_page(browser, tmp_path):
         )
         page.wait_for_selector("#generated:not(.streaming)")
         assert page.inner_text("#generated").strip() == "ONE TWO THREE FOUR"
-        page.screenshot(path=str(tmp_path / "serve-generation.png"), full_page=True)
+        page.screenshot(path=str(shots / "serve-generation.png"), full_page=True)
         assert errors == []

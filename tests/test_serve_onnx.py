@@ -1,14 +1,13 @@
 """ONNX export and the ONNX Runtime backend: parity with PyTorch, int8 quantization, CLI, serving.
 
 Stated tolerance: fp32 ONNX Runtime outputs (scores on the data's scale, or probabilities) are within
-1e-4 of PyTorch's on the tiny models and 1e-3 on the real KorSTS model; the int8 model's Pearson on
-the KorSTS test split is within 0.01 of fp32's (e2e).
+1e-4 of PyTorch's on the tiny models. On a real trained KorSTS model, benchmarks/serve_load.py measures both
+as served (it needs a trained model, so it is a benchmark): the largest score difference to PyTorch and each
+backend's Pearson on the whole KorSTS test split (int8 within 0.01 of fp32).
 """
 
 from __future__ import annotations
 
-import csv
-import os
 import shutil
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from n2m.serve import create_app
 ROOT = Path(__file__).resolve().parents[1]
 NLI = Columns(text="sentence1", text_pair="sentence2", label="gold_label")
 TINY_TOLERANCE = 1e-4
-REAL_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="session")
@@ -98,33 +96,3 @@ def test_serve_with_the_onnx_backend(tiny_models):
         assert client.get("/v1/model").json()["backend"] == "onnx"
         score = client.post("/v1/predict", json={"inputs": pair}).json()["predictions"][0]["score"]
     assert score == pytest.approx(expected, abs=TINY_TOLERANCE)
-
-
-def korsts_export() -> Path:
-    return Path(os.environ.get("N2M_KORSTS_EXPORT", ROOT / "runs/korsts-export"))
-
-
-@pytest.mark.e2e
-def test_int8_keeps_korsts_pearson_within_0_01_of_fp32(tmp_path):
-    """On the real exported KorSTS model: fp32 ONNX ≈ PyTorch, and int8 costs at most 0.01 Pearson."""
-    source = korsts_export()
-    if not (source / "model.safetensors").is_file():
-        pytest.skip(f"no exported KorSTS model at {source} (n2m export <best.ckpt> {source})")
-    folder = tmp_path / "korsts"
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.onnx"))
-    export_onnx(folder, quantize="int8")
-    with (ROOT / "data/korsts/sts-test.tsv").open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    inputs = [(r["sentence1"], r["sentence2"]) for r in rows]
-    gold = np.array([float(r["score"]) for r in rows])
-    outputs = {
-        "torch": Predictor.from_pretrained(folder).predict_outputs(inputs).numpy(),
-        "fp32": Predictor.from_pretrained(folder, backend="onnx").predict_outputs(inputs).numpy(),
-        "int8": Predictor.from_pretrained(folder, backend="onnx", onnx_file=INT8_FILE).predict_outputs(inputs).numpy(),
-    }
-    pearson = {name: float(np.corrcoef(out, gold)[0, 1]) for name, out in outputs.items()}
-    print(f"KorSTS test ({len(rows)} pairs) Pearson: {pearson}")
-    assert np.abs(outputs["fp32"] - outputs["torch"]).max() <= REAL_TOLERANCE
-    assert pearson["fp32"] == pytest.approx(pearson["torch"], abs=1e-4)
-    assert abs(pearson["int8"] - pearson["fp32"]) <= 0.01
-    assert pearson["fp32"] > 0.7  # a trained model, not a broken export

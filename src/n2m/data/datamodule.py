@@ -11,9 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from n2m.backbones import n2m_home, resolve_backbone, trimmed_backbone
@@ -26,7 +25,7 @@ from n2m.data.examples import (
     check_known_labels,
     load_sequence_examples,
 )
-from n2m.data.sampler import LengthGroupedSampler, SortedByLengthSampler
+from n2m.data.loaders import BatchedDataModule
 from n2m.errors import DataError
 
 
@@ -71,7 +70,7 @@ def cached_tokens(tokenizer: PreTrainedTokenizerBase, key: Any, encode: Callable
     return features
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(BatchedDataModule):
     """Data for N21 tasks (one text or a pair → a class, several classes, or a score).
 
     Splits come from separate files or from seeded ratio splits of `train`. `backbone`, `objective`
@@ -180,24 +179,6 @@ class TextDataModule(L.LightningDataModule):
             self.examples[split] = examples
             self.datasets[split] = self._encode(examples, with_targets=split != "predict")
 
-    def train_dataloader(self) -> DataLoader:
-        data = self.datasets["train"]
-        sampler = (
-            LengthGroupedSampler(data.lengths, self.hparams.batch_size, seed=self.hparams.split_seed)
-            if self.hparams.group_by_length
-            else torch.utils.data.RandomSampler(data)
-        )
-        return self._loader(data, self.hparams.batch_size, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("predict")
-
     # ---- internals -----------------------------------------------------------------------------------
     def has_split(self, stage: str) -> bool:
         """Whether the recipe gives data for a stage (`fit`, `validate`, `test`, `predict`)."""
@@ -295,21 +276,3 @@ class TextDataModule(L.LightningDataModule):
             dtype = torch.long if self.hparams.objective == "classification" else torch.float
             batch["target"] = torch.tensor([it["target"] for it in items], dtype=dtype)
         return batch
-
-    def _loader(self, data: EncodedDataset, batch_size: int, sampler: Any) -> DataLoader:
-        return DataLoader(
-            data,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=self._collate,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        if split not in self.datasets:
-            raise DataError(f"no {split} data: set `data.{split}`")
-        data = self.datasets[split]
-        size = self.hparams.eval_batch_size or self.hparams.batch_size * 2
-        sampler = SortedByLengthSampler(data.lengths) if self.hparams.group_by_length else None
-        return self._loader(data, size, sampler)

@@ -17,15 +17,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from n2m.backbones import _converted, resolve_backbone, trimmed_backbone
 from n2m.data.datamodule import cached_tokens, seeded_split
 from n2m.data.encoding import EncodingSpec, encode_texts
-from n2m.data.sampler import LengthGroupedSampler, SortedByLengthSampler
+from n2m.data.loaders import BatchedDataModule
 from n2m.errors import DataError
 from n2m.models.seq2seq import Architecture, special_ids
 from n2m.readers import READERS, Record, detect_format, read_records
@@ -241,7 +240,7 @@ class Seq2SeqDataset(Dataset):
         return item
 
 
-class Seq2SeqDataModule(L.LightningDataModule):
+class Seq2SeqDataModule(BatchedDataModule):
     """Data for N2M tasks (a text → another text).
 
     Args:
@@ -345,25 +344,6 @@ class Seq2SeqDataModule(L.LightningDataModule):
         for split, examples in self._splits(stage).items():
             self.examples[split] = examples
             self.datasets[split] = self._encode(examples, with_targets=split != "predict")
-
-    def train_dataloader(self) -> DataLoader:
-        data = self.datasets["train"]
-        h = self.hparams
-        sampler = (
-            LengthGroupedSampler(data.lengths, h.batch_size, seed=h.split_seed)
-            if h.group_by_length
-            else torch.utils.data.RandomSampler(data)
-        )
-        return self._loader(data, h.batch_size, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("predict")
 
     def has_split(self, stage: str) -> bool:
         h = self.hparams
@@ -474,24 +454,6 @@ class Seq2SeqDataModule(L.LightningDataModule):
             )
             batch["references"] = [list(it["references"]) for it in items]
         return batch
-
-    def _loader(self, data: Seq2SeqDataset, batch_size: int, sampler: Any) -> DataLoader:
-        return DataLoader(
-            data,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=self._collate,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        if split not in self.datasets:
-            raise DataError(f"no {split} data: set `data.{split}`")
-        data = self.datasets[split]
-        size = self.hparams.eval_batch_size or self.hparams.batch_size * 2
-        sampler = SortedByLengthSampler(data.lengths) if self.hparams.group_by_length else None
-        return self._loader(data, size, sampler)
 
 
 def write_split_file(

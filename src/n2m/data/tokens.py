@@ -17,15 +17,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from n2m.backbones import resolve_backbone, trimmed_backbone
 from n2m.data.datamodule import cached_tokens, seeded_split
 from n2m.data.encoding import pad_sequences
-from n2m.data.sampler import LengthGroupedSampler, SortedByLengthSampler
+from n2m.data.loaders import BatchedDataModule
 from n2m.errors import DataError
 from n2m.readers import Record, detect_format, read_records
 from n2m.spans import align_units_to_tokens, entity_types
@@ -153,7 +152,7 @@ def make_split(ids: Sequence[str], val_ratio: float, test_ratio: float, seed: in
     return out
 
 
-class TokenDataModule(L.LightningDataModule):
+class TokenDataModule(BatchedDataModule):
     """Data for N2N tasks (a tag per word or per character: named entities, POS).
 
     Splits come from separate files, from a committed `split_file` (JSON `{"train": [ids], "val": [...],
@@ -255,24 +254,6 @@ class TokenDataModule(L.LightningDataModule):
             labels = [self._labels(ex) for ex in examples] if split != "predict" else None
             self.datasets[split] = TokenDataset(self._cached(examples), labels)
 
-    def train_dataloader(self) -> DataLoader:
-        data = self.datasets["train"]
-        sampler = (
-            LengthGroupedSampler(data.lengths, self.hparams.batch_size, seed=self.hparams.split_seed)
-            if self.hparams.group_by_length
-            else torch.utils.data.RandomSampler(data)
-        )
-        return self._loader(data, self.hparams.batch_size, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("predict")
-
     def has_split(self, stage: str) -> bool:
         h = self.hparams
         from_train = bool(h.train and h.split_file)
@@ -372,21 +353,3 @@ class TokenDataModule(L.LightningDataModule):
         batch = collate_units([it["features"] for it in items], labels, self.tokenizer.pad_token_id or 0)
         batch["index"] = torch.tensor([it["index"] for it in items])
         return batch
-
-    def _loader(self, data: TokenDataset, batch_size: int, sampler: Any) -> DataLoader:
-        return DataLoader(
-            data,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=self._collate,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        if split not in self.datasets:
-            raise DataError(f"no {split} data: set `data.{split}`")
-        data = self.datasets[split]
-        size = self.hparams.eval_batch_size or self.hparams.batch_size * 2
-        sampler = SortedByLengthSampler(data.lengths) if self.hparams.group_by_length else None
-        return self._loader(data, size, sampler)
