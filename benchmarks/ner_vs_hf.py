@@ -28,37 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-import lightning as L
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, today  # noqa: E402
+from _measure import machine, peak_rss_mb, today, train_timer_arg  # noqa: E402
 
 SOURCE = ROOT / "data/klue_ner/klue-ner-v1.1_dev.tsv"
 SPLIT = ROOT / "data/splits/klue-ner.json"
 RECIPE = ROOT / "recipes/klue-ner.yaml"
 BATCH, LR, SEED, MAX_LENGTH = 32, 1e-4, 0, 128
-
-
-class TrainTimer(L.Callback):
-    """Seconds spent in training, validation subtracted, written to `path` when training ends."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.validating = 0.0
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.start = time.perf_counter()
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self.val_start = time.perf_counter()
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        self.validating += time.perf_counter() - self.val_start
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        total = time.perf_counter() - self.start
-        Path(self.path).write_text(json.dumps({"train_s": total - self.validating, "validation_s": self.validating}))
 
 
 def load_split(split_file: Path):
@@ -165,10 +142,9 @@ def run_n2m(config: dict) -> dict:
 
     out = Path(config["out"])
     timer = out / "train_time.json"
-    callback = json.dumps({"class_path": "ner_vs_hf.TrainTimer", "init_args": {"path": str(timer)}})
     main(["fit", "--config", str(RECIPE), "--data.split_file", config["split_file"],
           "--trainer.max_epochs", str(config["epochs"]), "--trainer.default_root_dir", str(out),
-          "--trainer.enable_progress_bar", "false", "--trainer.callbacks+", callback])  # fmt: skip
+          "--trainer.enable_progress_bar", "false", "--trainer.callbacks+", train_timer_arg(timer)])  # fmt: skip
     report = json.loads((out / "results.json").read_text())
     train_s = json.loads(timer.read_text())["train_s"]
     test = report["test"]

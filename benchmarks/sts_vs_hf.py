@@ -4,14 +4,18 @@
     writes by hand (../shared/MODELS.md's bar), on e5-small as converted, batch 32, AdamW, lr 5e-5,
     10% linear warm-up, scored on KorSTS test after the last epoch.
 (b) `n2m fit --config recipes/korsts.yaml` (bi-encoder, trimmed vocabulary, epoch chosen on KorSTS dev).
-(c) optionally (`--ensemble K`) `n2m kfold --folds K` with the same recipe, its ensemble scored on test.
+(c) optionally (`--ensemble K`) an ensemble of K n2m models weighted by their dev scores: the recipe with
+    seeds 0 … K-1 on all of train (`--ensemble-kind seeds`, the default; seed 0 is (b)'s model), or
+    `n2m kfold --folds K` (`--ensemble-kind kfold`), scored once on test.
 
 Each system runs in its own child process so its peak RSS is its own. Training throughput is training
-pairs × epochs / training wall time (for n2m the wall time includes its per-epoch validation, so the ratio
-is conservative). Writes benchmarks/results/sts_vs_hf.json (or sts_vs_hf.quick.json) and a Markdown table.
+pairs × epochs / seconds spent training: HF's `trainer.train()` (tokenization before it, no evaluation), and
+n2m's training loop with its per-epoch validation subtracted (`_measure.TrainTimer`); `fit_wall_s` is n2m's
+whole `fit` (data checks, vocabulary trimming, validation). Writes benchmarks/results/sts_vs_hf.json (or
+sts_vs_hf.quick.json) and a Markdown table.
 
     python benchmarks/sts_vs_hf.py --quick      # a slice, 1 epoch: a few minutes
-    python benchmarks/sts_vs_hf.py --epochs 3   # full data
+    python benchmarks/sts_vs_hf.py --epochs 2 --ensemble 3   # full data: benchmarks/results/sts_vs_hf.json
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, size_mb, today  # noqa: E402
+from _measure import machine, peak_rss_mb, size_mb, today, train_timer_arg  # noqa: E402
 
 KORSTS = ROOT / "data/korsts"
 
@@ -96,52 +100,86 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
     }
 
 
-def run_n2m(files: dict[str, str], epochs: int, out: str) -> dict:
+def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0) -> dict:
     from n2m.cli import main
     from n2m.export import export_checkpoint
 
     args = ["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train", files["train"],
             "--data.val", files["val"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
-            "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false"]  # fmt: skip
+            "--seed_everything", str(seed), "--trainer.default_root_dir", out,
+            "--trainer.enable_progress_bar", "false",
+            "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json"))]  # fmt: skip
     main(args)
     report = json.loads(Path(out, "results.json").read_text())
+    train_s = json.loads(Path(out, "train_time.json").read_text())["train_s"]
     model = export_checkpoint(report["best_checkpoint"], Path(out, "model"))
     train_pairs = len(read_korsts(Path(files["train"]), None))
     return {
         "pearson": report["test"]["test/pearson"],
         "spearman": report["test"]["test/spearman"],
-        "samples_per_s": round(train_pairs * epochs / report["fit_wall_s"], 2),
-        "wall_s": report["fit_wall_s"],
+        "samples_per_s": round(train_pairs * epochs / train_s, 2),
+        "wall_s": round(train_s, 1),
+        "fit_wall_s": report["fit_wall_s"],
         "peak_rss_mb": peak_rss_mb(),
         "checkpoint_mb": size_mb(model / "model.safetensors"),
-        "best_epoch_by_dev": report["best_checkpoint"].split("epoch=")[-1].split("-")[0],
+        "best_epoch_by_dev": int(report["best_checkpoint"].split("epoch=")[-1].split("-")[0]) + 1,
+        "val_pearson": report["best_val"]["val/pearson"],
     }
 
 
-def run_n2m_ensemble(files: dict[str, str], epochs: int, out: str, folds: int) -> dict:
+def score_ensemble(members: list[Path], test_file: str, out: Path) -> dict:
+    """Write an ensemble of exported models (weighted by validation score) and score it on the test file."""
     from scipy.stats import pearsonr, spearmanr
 
-    from n2m.cli import main
+    from n2m.ensemble import save_ensemble
     from n2m.predictor import Predictor
 
-    start = time.time()
-    main(["kfold", "--folds", str(folds), "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train", files["train"],
-          "--data.test", files["test"], "--trainer.max_epochs", str(epochs), "--trainer.default_root_dir", out,
-          "--trainer.enable_progress_bar", "false"])  # fmt: skip
-    wall = time.time() - start
-    test = read_korsts(Path(files["test"]), None)
-    ensemble = Predictor.from_pretrained(Path(out, "ensemble"))
-    preds = ensemble.predict_outputs([(r["sentence1"], r["sentence2"]) for r in test]).tolist()
+    save_ensemble(out, members, weighting="validation")
+    test = read_korsts(Path(test_file), None)
+    preds = Predictor.from_pretrained(out).predict_outputs([(r["sentence1"], r["sentence2"]) for r in test])
     gold = [float(r["score"]) for r in test]
+    return {"pearson": float(pearsonr(preds.tolist(), gold)[0]), "spearman": float(spearmanr(preds.tolist(), gold)[0])}
+
+
+def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int) -> dict:
+    """The recipe trained with seeds 1 … K-1 beside the single model (seed 0), all on the full training set;
+    each keeps the epoch its dev score chose, and the ensemble weighs them by that score."""
+    runs = [run_n2m(files, epochs, f"{out}/seed{seed}", seed=seed) for seed in range(1, members)]
+    single = Path(out).parent / "n2m"
+    folders = [single / "model"] + [Path(out, f"seed{seed}", "model") for seed in range(1, members)]
+    first = json.loads(Path(single, "results.json").read_text())
+    wall = json.loads(Path(single, "train_time.json").read_text())["train_s"] + sum(r["wall_s"] for r in runs)
     train_pairs = len(read_korsts(Path(files["train"]), None))
     return {
-        "pearson": float(pearsonr(preds, gold)[0]),
-        "spearman": float(spearmanr(preds, gold)[0]),
-        "samples_per_s": round(train_pairs * (folds - 1) / folds * epochs * folds / wall, 2),
+        **score_ensemble(folders, files["test"], Path(out, "ensemble")),
+        "samples_per_s": round(train_pairs * epochs * members / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": peak_rss_mb(),
-        "checkpoint_mb": round(sum(size_mb(Path(out, f"fold{i}/model/model.safetensors")) for i in range(folds)), 1),
-        "folds": folds,
+        "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
+        "members": members,
+        "kind": "seeds",
+        "member_test_pearson": [first["test"]["test/pearson"]] + [r["pearson"] for r in runs],
+    }
+
+
+def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int) -> dict:
+    from n2m.cli import main
+
+    start = time.time()
+    main(["kfold", "--folds", str(members), "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train",
+          files["train"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
+          "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    wall = time.time() - start
+    folders = [Path(out, f"fold{i}/model") for i in range(members)]
+    train_pairs = len(read_korsts(Path(files["train"]), None))
+    return {
+        **score_ensemble(folders, files["test"], Path(out, "ensemble-by-val")),
+        "samples_per_s": round(train_pairs * (members - 1) / members * epochs * members / wall, 2),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
+        "members": members,
+        "kind": "kfold",
     }
 
 
@@ -159,10 +197,11 @@ def table(results: dict) -> str:
     names = {
         "hf": "HF Trainer (cross-encoder)",
         "n2m": "n2m (recipes/korsts.yaml)",
-        "n2m_ensemble": "n2m k-fold ensemble",
+        "n2m_ensemble": f"n2m ensemble ({results.get('n2m_ensemble', {}).get('kind')}, "
+        f"{results.get('n2m_ensemble', {}).get('members')} models)",
     }
     lines = [
-        "| system | Pearson | Spearman | train pairs/s | wall s | peak RSS MB | model MB |",
+        "| system | Pearson | Spearman | train pairs/s | train s | peak RSS MB | model MB |",
         "|---|---|---|---|---|---|---|",
     ]
     for s in systems:
@@ -181,7 +220,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 training pairs, 1 epoch (CI-sized)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--ensemble", type=int, default=0, help="also train a K-fold ensemble (K ≥ 2)")
+    parser.add_argument("--ensemble", type=int, default=0, help="also train an ensemble of K models (K ≥ 2)")
+    parser.add_argument("--ensemble-kind", choices=["seeds", "kfold"], default="seeds",
+                        help="seeds: the single model + K-1 more seeds on all of train; kfold: K folds")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
     parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
     parser.add_argument("--config-json")
@@ -189,8 +230,11 @@ def main() -> None:
 
     if args.child:
         config = json.loads(args.config_json)
-        runner = {"hf": run_hf, "n2m": run_n2m, "n2m_ensemble": run_n2m_ensemble}[args.child]
-        extra = {"folds": config["folds"]} if args.child == "n2m_ensemble" else {}
+        if args.child == "n2m_ensemble":
+            runner = {"seeds": run_n2m_seeds, "kfold": run_n2m_kfold}[config["ensemble_kind"]]
+            extra = {"members": config["members"]}
+        else:
+            runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}
         print(json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra)))
         return
 
@@ -205,7 +249,8 @@ def main() -> None:
         }
     else:
         files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
-    config = {"files": files, "epochs": epochs, "out": str(out), "folds": args.ensemble}
+    config = {"files": files, "epochs": epochs, "out": str(out), "members": args.ensemble,
+              "ensemble_kind": args.ensemble_kind}  # fmt: skip
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
                      "epochs": epochs, "data": files}  # fmt: skip
     for system in ("hf", "n2m") + (("n2m_ensemble",) if args.ensemble else ()):

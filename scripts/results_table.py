@@ -11,6 +11,9 @@ MAIN = {
     "test/spearman": "Spearman",
     "test/accuracy": "accuracy",
     "test/f1_macro": "macro-F1",
+    "test/f1": "entity F1",
+    "test/precision": "precision",
+    "test/recall": "recall",
 }
 
 
