@@ -159,6 +159,21 @@ def test_freeze_embeddings(tiny_backbone, korsts_slice):
     assert task.model.encoder.encoder.layer[0].output.dense.weight.requires_grad
 
 
+def test_freeze_layers_trains_only_what_is_above(tiny_backbone, korsts_slice, tmp_path):
+    task, data = make(tiny_backbone, korsts_slice, STS, "regression", "bi", freeze_layers=1)
+    layers = task.model.encoder.encoder.layer
+    assert len(layers) > 1
+    before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
+    quick_trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(task, datamodule=data)
+    changed = {n for n, p in task.model.named_parameters() if not torch.equal(p, before[n])}
+    frozen = {n for n, p in task.model.named_parameters() if not p.requires_grad}
+    assert frozen and not changed & frozen
+    assert {n for n in frozen if ".layer." in n} == {n for n in before if ".layer.0." in n}
+    assert any(".layer.1." in n for n in changed)
+    with pytest.raises(ValueError, match="freeze_layers=99"):
+        make(tiny_backbone, korsts_slice, STS, "regression", freeze_layers=99)
+
+
 @pytest.mark.parametrize(
     ("columns", "objective", "files", "pair_encoding"),
     [

@@ -85,6 +85,7 @@ class SequenceTask(BaseTask):
         layer_lr_decay: float = 1.0,
         head_lr: float | None = None,
         freeze_embeddings: bool = False,
+        freeze_layers: int = 0,
         init_from: str | None = None,
         early_stopping_patience: int | None = None,
         backbone_dir: str | None = None,
