@@ -100,8 +100,7 @@ class BaseTask(L.LightningModule):
     def apply_freezing(self) -> None:
         """`freeze_embeddings`: the input embeddings stay as pretrained. `freeze_layers: N`: so do the embeddings
         and the lowest N transformer layers. Nothing below the lowest trained layer needs a gradient, so
-        autograd neither runs their backward pass (on a CPU, backward is ~60% of a step) nor keeps their
-        activations: with N = 6 of e5-small's 12, a KorSTS step takes ~1/3 less time and memory."""
+        autograd neither runs their backward pass nor keeps their activations: less time and memory per step."""
         h = self.hparams
         if h.get("freeze_embeddings"):
             for param in self.model.encoder.get_input_embeddings().parameters():
