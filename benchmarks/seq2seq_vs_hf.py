@@ -1,10 +1,12 @@
 """Korean → English translation, n2m vs Hugging Face `Seq2SeqTrainer`, same machine, model, data, epochs, decoding.
 
 (a) HF, as a user writes it: `EncoderDecoderModel.from_encoder_decoder_pretrained` on the same (vocabulary-
-    trimmed) e5-small folder with the same layer counts, `DataCollatorForSeq2Seq`, `Seq2SeqTrainer` with
-    the recipe's batch size, lr, warm-up, schedule, weight decay and label smoothing; evaluation each epoch
-    with greedy generation and BLEU, best epoch kept (`load_best_model_at_end`); test with the recipe's
-    decoding (beam 4, no-repeat-3-gram, max 64 new tokens). HF's default sampler (no length grouping).
+    trimmed) e5-small folder with the same layer counts, the same cross-attention start (copied from
+    self-attention) and the same two learning rates (an AdamW passed to the trainer), `DataCollatorForSeq2Seq`,
+    `Seq2SeqTrainer` with the recipe's batch size, warm-up, schedule, weight decay and label smoothing;
+    evaluation each epoch with greedy generation and BLEU, best epoch kept (`load_best_model_at_end`); test
+    with the recipe's decoding (beam 4, no-repeat-3-gram, max 64 new tokens). HF's default sampler (no
+    length grouping).
 (b) `n2m fit --config recipes/ko-en-translation.yaml`: the same examples (the committed split), the same
     settings; its test is scored on the checkpoint with the best validation BLEU.
 
@@ -145,6 +147,17 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     model.config.eos_token_id = tokenizer.sep_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.vocab_size = model.config.decoder.vocab_size
+    if model_cfg.get("cross_attention_init") == "self_attention":  # the same start as n2m's model
+        for layer in model.decoder.bert.encoder.layer:
+            layer.crossattention.load_state_dict(layer.attention.state_dict())
+    # the same two learning rates: the checkpoint's weights at lr, the parts the warm start adds at head_lr
+    new_parts = ("crossattention", "cls.predictions.transform", "cls.predictions.bias")
+    no_decay = ("bias", "LayerNorm.weight")
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        lr = model_cfg.get("head_lr") or model_cfg["lr"] if any(k in name for k in new_parts) else model_cfg["lr"]
+        groups.setdefault((lr, 0.0 if name.endswith(no_decay) else 0.01), []).append(param)
+    optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
 
     class Pairs(torch.utils.data.Dataset):
         def __init__(self, examples):
@@ -205,6 +218,7 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
         callbacks=[StepClock()],
+        optimizers=(optimizer, None),  # HF builds the warm-up + linear decay schedule from `args`
     )
     start = time.time()
     trainer.train()

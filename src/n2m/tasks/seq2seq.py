@@ -37,9 +37,10 @@ class Seq2SeqTask(BaseTask):
         tie_encoder_decoder: `warm_start` / `scratch`: the decoder shares the encoder's weights (cross-attention
             stays its own): half the parameters.
         cross_attention_init: `warm_start`: `random` (Rothe et al.) or `self_attention` (a copy of the layer's own
-            pretrained self-attention).
+            pretrained self-attention: the default, see benchmarks/seq2seq_warm_start_probe.py).
         lr, head_lr: `warm_start` trains the checkpoint's weights at `lr` and the parts it adds (cross-attention,
-            the LM head's transform) at `head_lr` (default `lr`). `layer_lr_decay` does not apply to this shape.
+            the LM head's transform) at `head_lr` (None: `lr`); with one learning rate the decoder learned to
+            ignore its source. Other architectures train everything at `lr`. `layer_lr_decay` does not apply.
         scratch: sizes of the from-scratch Transformer.
         label_smoothing: of the teacher-forced cross-entropy.
         generation: decoding for test and predict (overridable per call).
@@ -61,7 +62,7 @@ class Seq2SeqTask(BaseTask):
         encoder_layers: int | None = None,
         decoder_layers: int | None = None,
         tie_encoder_decoder: bool = False,
-        cross_attention_init: CrossAttentionInit = "random",
+        cross_attention_init: CrossAttentionInit = "self_attention",
         scratch: ScratchSize | None = None,
         label_smoothing: float = 0.1,
         generation: GenerationOptions | None = None,
@@ -75,7 +76,7 @@ class Seq2SeqTask(BaseTask):
         warmup_ratio: float = 0.1,
         schedule: Schedule = "linear",
         layer_lr_decay: float = 1.0,
-        head_lr: float | None = None,
+        head_lr: float | None = 1e-3,
         freeze_embeddings: bool = False,
         freeze_layers: int = 0,
         init_from: str | None = None,
