@@ -58,7 +58,7 @@ def probe(variant: dict, data, folder: str) -> dict:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-            total += float(loss)
+            total += loss.item()
         losses.append(round(total / len(data.train_dataloader()), 3))
     model.eval()
     metrics = GenerationMetrics(["bleu", "chrf"])

@@ -45,10 +45,11 @@ def read_korsts(path: Path, limit: int | None) -> list[dict[str, str]]:
 
 
 def write_slice(rows: list[dict[str, str]], path: Path) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None)
-        writer.writeheader()
-        writer.writerows(rows)
+    """Rows back to KorSTS's own form: tab-separated, quotes as plain text (read with QUOTE_NONE, no field
+    holds a tab or a newline, so joining them is exact)."""
+    fields = list(rows[0])
+    lines = ["\t".join(fields)] + ["\t".join(row[f] for f in fields) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
