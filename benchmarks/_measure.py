@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 
 from n2m.provenance import machine_description as machine
 from n2m.provenance import today
 
-__all__ = ["TrainTimer", "machine", "peak_rss_mb", "size_mb", "today"]
+__all__ = ["TrainTimer", "machine", "peak_rss_mb", "run_child", "size_mb", "today", "write_results"]
 
 
 def peak_rss_mb() -> float:
@@ -57,3 +61,21 @@ class TrainTimer(L.Callback):
 def train_timer_arg(path: str | Path) -> str:
     """The `--trainer.callbacks+` value that adds a `TrainTimer` writing to `path`."""
     return json.dumps({"class_path": "_measure.TrainTimer", "init_args": {"path": str(path)}})
+
+
+def run_child(script: str, system: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Run `script --child SYSTEM --config-json CONFIG` in a fresh interpreter, so the system's peak RSS is its
+    own, and return the JSON object it prints last."""
+    cmd = [sys.executable, script, "--child", system, "--config-json", json.dumps(config)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_results(target: Path, name: str, results: dict[str, Any], markdown: str) -> None:
+    """`<target>/<name>.json` and its Markdown table `<name>.md`."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (target / f"{name}.md").write_text(markdown, encoding="utf-8")

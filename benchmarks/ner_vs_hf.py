@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, today, train_timer_arg  # noqa: E402
+from _measure import machine, peak_rss_mb, run_child, today, train_timer_arg, write_results  # noqa: E402
 
 SOURCE = ROOT / "data/klue_ner/klue-ner-v1.1_dev.tsv"
 SPLIT = ROOT / "data/splits/klue-ner.json"
@@ -163,16 +161,6 @@ def run_n2m(config: dict) -> dict:
     }
 
 
-def child(system: str, config: dict) -> dict:
-    """Run one system in a fresh interpreter, so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--child", system, "--config-json", json.dumps(config)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def table(results: dict) -> str:
     hf, n2m = results["hf"], results["n2m"]
     lines = [
@@ -230,7 +218,7 @@ def main() -> None:
                      "backbone_dir": data.backbone_dir}  # fmt: skip
     for system in ("hf", "n2m"):
         print(f"running {system} …", flush=True)
-        results[system] = child(system, config)
+        results[system] = run_child(__file__, system, config)
         print(json.dumps(results[system]), flush=True)
     hf, n2m = results["hf"], results["n2m"]
     results["ratios"] = {
@@ -239,10 +227,7 @@ def main() -> None:
         "peak_rss": round(n2m["peak_rss_mb"] / hf["peak_rss_mb"], 2),
     }
     name = "ner_vs_hf.quick" if args.quick else "ner_vs_hf"
-    target = ROOT / "benchmarks/results"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (target / f"{name}.md").write_text(table(results), encoding="utf-8")
+    write_results(ROOT / "benchmarks/results", name, results, table(results))
     print(table(results))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, today  # noqa: E402
+from _measure import machine, today, write_results  # noqa: E402
 
 SOURCE = ROOT / "data/klue_dp/klue-dp-v1.1_dev.tsv"
 SPLIT = ROOT / "data/splits/klue-dp.json"
@@ -129,9 +129,6 @@ def main() -> None:
         "gold_words_with_a_sequence_unseen_in_training": sum(g not in known for gs in gold for g in gs),
     }
     name = "pos_vs_kiwi.quick" if args.quick else "pos_vs_kiwi"
-    target = ROOT / "benchmarks/results"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     r = results
     table = (
         f"KLUE-DP test split ({r['sentences']} sentences, {r['words']} words), word-level exact match of the whole "
@@ -143,7 +140,7 @@ def main() -> None:
         f"{r['gold_words_with_a_sequence_unseen_in_training']} test words have a tag sequence never seen in "
         "training: n2m cannot get those right.\n"
     )
-    (target / f"{name}.md").write_text(table, encoding="utf-8")
+    write_results(ROOT / "benchmarks/results", name, results, table)
     print(json.dumps(results, indent=2, ensure_ascii=False))
     print(table)
 

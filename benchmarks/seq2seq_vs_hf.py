@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, today  # noqa: E402
+from _measure import machine, peak_rss_mb, run_child, today, write_results  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-en-translation.yaml"
 QUICK = {"max_train_samples": 128, "max_val_samples": 16, "max_test_samples": 16}
@@ -250,15 +249,6 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     }
 
 
-def child(system: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Run one system in a fresh interpreter, so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--child", system, "--config-json", json.dumps(config)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 FIELDS = ("bleu", "chrf", "samples_per_s", "gen_tokens_per_s", "peak_rss_mb")
 
 
@@ -310,16 +300,14 @@ def main() -> None:
                                "recipe": name}  # fmt: skip
     for system in ("n2m", "hf"):
         print(f"running {system} …", flush=True)
-        full = child(system, config)
+        full = run_child(__file__, system, config)
         print(json.dumps(full), flush=True)
         results[system] = {f: full[f] for f in FIELDS}
         details[system] = {k: v for k, v in full.items() if k not in FIELDS}
     results["details"] = details
     name = "seq2seq_vs_hf.quick" if args.quick else "seq2seq_vs_hf"
     target = ROOT / "benchmarks/results" if recipe == RECIPE else Path(args.out)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (target / f"{name}.md").write_text(table(results), encoding="utf-8")
+    write_results(target, name, results, table(results))
     print(table(results))
 
 

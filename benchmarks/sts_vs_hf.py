@@ -24,14 +24,13 @@ import argparse
 import csv
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, size_mb, today, train_timer_arg  # noqa: E402
+from _measure import machine, peak_rss_mb, run_child, size_mb, today, train_timer_arg, write_results  # noqa: E402
 
 KORSTS = ROOT / "data/korsts"
 
@@ -187,15 +186,6 @@ def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int) ->
     }
 
 
-def child(system: str, config: dict) -> dict:
-    """Run one system in a fresh interpreter, so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--child", system, "--config-json", json.dumps(config)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def table(results: dict) -> str:
     systems = [s for s in ("hf", "n2m", "n2m_ensemble") if s in results]
     names = {
@@ -259,7 +249,7 @@ def main() -> None:
                      "epochs": epochs, "data": files}  # fmt: skip
     for system in ("hf", "n2m") + (("n2m_ensemble",) if args.ensemble else ()):
         print(f"running {system} …", flush=True)
-        results[system] = child(system, config)
+        results[system] = run_child(__file__, system, config)
         print(json.dumps(results[system]), flush=True)
     hf, n2m = results["hf"], results["n2m"]
     results["ratios"] = {
@@ -269,10 +259,7 @@ def main() -> None:
         "checkpoint": round(n2m["checkpoint_mb"] / hf["checkpoint_mb"], 2),
     }
     name = "sts_vs_hf.quick" if args.quick else "sts_vs_hf"
-    target = ROOT / "benchmarks/results"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (target / f"{name}.md").write_text(table(results), encoding="utf-8")
+    write_results(ROOT / "benchmarks/results", name, results, table(results))
     print(table(results))
 
 
