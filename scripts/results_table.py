@@ -14,7 +14,19 @@ MAIN = {
     "test/f1": "entity F1",
     "test/precision": "precision",
     "test/recall": "recall",
+    "test/bleu": "BLEU",
+    "test/chrf": "chrF",
+    "test/rouge1": "ROUGE-1",
+    "test/rouge2": "ROUGE-2",
+    "test/rougeL": "ROUGE-L",
 }
+
+
+PERCENT = {"test/bleu", "test/chrf", "test/rouge1", "test/rouge2", "test/rougeL"}  # 0-100 scale, as SacreBLEU's
+
+
+def value(key: str, x: float) -> str:
+    return f"{x:.2f}" if key in PERCENT else f"{x:.4f}"
 
 
 def main() -> None:
@@ -22,7 +34,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for path in sorted((ROOT / "results/recipes").glob("*.json")):
         r = json.loads(path.read_text())
-        metrics = ", ".join(f"{name} {r['test'][key]:.4f}" for key, name in MAIN.items() if key in r["test"])
+        metrics = ", ".join(f"{name} {value(key, r['test'][key])}" for key, name in MAIN.items() if key in r["test"])
         best = Path(r["best_checkpoint"]).name.removesuffix(".ckpt") if r.get("best_checkpoint") else "last"
         minutes = f"{r['fit_wall_s'] / 60:.0f} min"
         print(f"| `{r['command']}` | {r.get('test_file', '')} | {metrics} | {best} | {minutes} | "

@@ -201,3 +201,14 @@ def test_new_parts_of_a_warm_start_train_at_head_lr(tiny_backbone):
     encoder = names["net.encoder.encoder.layer.0.attention.self.query.weight"]
     assert lr_of[id(cross)] == 1e-3 and lr_of[id(self_attention)] == 1e-4 and lr_of[id(encoder)] == 1e-4
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(names)
+
+
+def test_monitoring_the_validation_loss_keeps_the_lowest(tiny_backbone, tmp_path):
+    from n2m.callbacks import default_callbacks
+
+    task = Seq2SeqTask(backbone=tiny_backbone, monitor="loss")
+    checkpoint = default_callbacks(task, tmp_path, progress_bar=False)[0]
+    assert (checkpoint.monitor, checkpoint.mode) == ("val/loss", "min")
+    assert default_callbacks(Seq2SeqTask(backbone=tiny_backbone), tmp_path, False)[0].mode == "max"
+    with pytest.raises(ValueError, match="rouge1"):
+        Seq2SeqTask(backbone=tiny_backbone, monitor="rouge1")

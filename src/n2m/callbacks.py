@@ -23,13 +23,13 @@ from n2m.outputs import write_rows
 def default_callbacks(task: L.LightningModule, root_dir: str | Path, progress_bar: bool = True) -> list[Callback]:
     """Best and last checkpoints in `<root>/checkpoints` (a fixed folder, so `--ckpt_path last` finds the
     previous run's last checkpoint), early stopping on the task's main metric if asked, LR logging."""
-    metric = task.main_metric
+    metric, mode = task.main_metric, task.main_mode
     callbacks: list[Callback] = [
         ModelCheckpoint(
             dirpath=os.path.join(root_dir, "checkpoints"),
             filename="best-{epoch}-{step}",
             monitor=metric,
-            mode="max",
+            mode=mode,
             save_top_k=1,
             save_last=True,
         ),
@@ -37,7 +37,7 @@ def default_callbacks(task: L.LightningModule, root_dir: str | Path, progress_ba
     ]
     patience = task.hparams.get("early_stopping_patience")
     if patience:
-        callbacks.append(EarlyStopping(monitor=metric, mode="max", patience=patience))
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=patience))
     if progress_bar:
         callbacks += [RichProgressBar(leave=True), RichModelSummary(max_depth=2)]
     return callbacks

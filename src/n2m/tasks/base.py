@@ -42,6 +42,7 @@ class BaseTask(L.LightningModule):
 
     model: torch.nn.Module
     main_metric: str
+    main_mode: str = "max"  # "min" where the main metric is a loss
     shape: str  # registry key, stored in checkpoints so `n2m export` finds the shape's exporter
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -45,7 +45,9 @@ class Seq2SeqTask(BaseTask):
         label_smoothing: of the teacher-forced cross-entropy.
         generation: decoding for test and predict (overridable per call).
         val_generation: decoding for validation (e.g. greedy, cheaper); defaults to `generation`.
-        metrics: what validation and test report; `monitor` (one of them) chooses checkpoints.
+        metrics: what validation and test report; `monitor` (one of them, or `loss`: the teacher-forced
+            validation loss, for open-ended generation such as dialogue, where many answers are right and
+            overlap metrics favour the blandest) chooses checkpoints.
         bleu_tokenize: SacreBLEU's tokenization: `13a` for English targets, `char` for Korean (see
             `n2m.tasks.generation_metrics` for why).
         bertscore_model: a local encoder folder, for the optional `bertscore` metric.
@@ -69,7 +71,7 @@ class Seq2SeqTask(BaseTask):
         val_generation: GenerationOptions | None = None,
         metrics: list[MetricName] | None = None,
         bleu_tokenize: BleuTokenize = "13a",
-        monitor: MetricName = "bleu",
+        monitor: MetricName | Literal["loss"] = "bleu",
         bertscore_model: str | None = None,
         lr: float = 1e-4,
         weight_decay: float = 0.01,
@@ -85,8 +87,8 @@ class Seq2SeqTask(BaseTask):
     ) -> None:
         super().__init__()
         metrics = list(metrics or ["bleu", "chrf"])
-        if monitor not in metrics:
-            raise ValueError(f"monitor {monitor!r} must be one of the metrics {metrics}")
+        if monitor not in [*metrics, "loss"]:
+            raise ValueError(f"monitor {monitor!r} must be `loss` or one of the metrics {metrics}")
         if architecture == "scratch" and not backbone_dir:
             raise ValueError("a scratch model needs `backbone_dir`: the tokenizer the data trains (the CLI links it)")
         self.generation = as_options(generation)
@@ -115,6 +117,7 @@ class Seq2SeqTask(BaseTask):
         self.model = Seq2SeqModel(net, label_smoothing)
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as they are
         self.main_metric = f"val/{monitor}"
+        self.main_mode = "min" if monitor == "loss" else "max"
         self.val_metrics = GenerationMetrics(metrics, bleu_tokenize, bertscore_model)
         self.test_metrics = GenerationMetrics(metrics, bleu_tokenize, bertscore_model)
         self._test_rows: list[dict[str, Any]] = []
