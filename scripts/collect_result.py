@@ -1,7 +1,7 @@
 """Keep a finished run's report as results/recipes/<recipe>.json, with the recipe, command and test split.
 
-    python scripts/collect_result.py ko-chatbot                                  # the recipe's default_root_dir
-    python scripts/collect_result.py ko-en-translation runs/bench-seq2seq/n2m    # the same recipe, run elsewhere
+python scripts/collect_result.py ko-chatbot                                  # the recipe's default_root_dir
+python scripts/collect_result.py ko-en-translation runs/bench-seq2seq/n2m    # the same recipe, run elsewhere
 """
 
 from __future__ import annotations
