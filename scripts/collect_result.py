@@ -34,6 +34,7 @@ def main(recipe: str, run_dir: str | None = None) -> None:
         "recipe": f"recipes/{recipe}.yaml",
         "command": f"n2m fit --config recipes/{recipe}.yaml",
         "test_file": test_split(config["data"]),
+        **({"run_dir": run_dir} if run_dir else {}),
         **report,
     }
     target = ROOT / "results/recipes" / f"{recipe}.json"
