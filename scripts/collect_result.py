@@ -21,7 +21,7 @@ def test_split(data: dict[str, Any]) -> str:
     if data.get("test"):
         return data["test"]
     if data.get("split_file"):
-        return data["split_file"]
+        return f"test part of {data['split_file']}"
     train = data["train"] if isinstance(data["train"], str) else "the train files"
     return f"{data.get('test_ratio')} of {train} (split_seed {data.get('split_seed')})"
 
