@@ -15,7 +15,7 @@ import lightning as L
 from n2m.provenance import machine_description as machine
 from n2m.provenance import today
 
-__all__ = ["TrainTimer", "machine", "peak_rss_mb", "run_child", "size_mb", "today", "write_results"]
+__all__ = ["TrainTimer", "machine", "peak_rss_mb", "run_child", "run_or_resume", "size_mb", "today", "write_results"]
 
 
 def peak_rss_mb() -> float:
@@ -72,6 +72,19 @@ def run_child(script: str, system: str, config: dict[str, Any]) -> dict[str, Any
     if result.returncode != 0:
         raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_or_resume(script: str, system: str, config: dict[str, Any], out: str | Path, resume: bool) -> dict[str, Any]:
+    """`run_child`, keeping each finished side in `<out>/<system>.result.json`: with `resume`, a side already
+    there is read back instead of rerun, so a crash or an ended session costs only the sides not yet done."""
+    done = Path(out, f"{system}.result.json")
+    if resume and done.is_file():
+        print(f"{system}: kept from {done}", flush=True)
+        return json.loads(done.read_text(encoding="utf-8"))
+    print(f"running {system} …", flush=True)
+    result = run_child(script, system, config)
+    done.write_text(json.dumps(result) + "\n", encoding="utf-8")
+    return result
 
 
 def write_results(target: Path, name: str, results: dict[str, Any], markdown: str) -> None:

@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_child, today, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, run_or_resume, today, write_results  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-en-translation.yaml"
 QUICK = {"max_train_samples": 128, "max_val_samples": 16, "max_test_samples": 16}
@@ -303,14 +303,7 @@ def main() -> None:
                                "recipe": name}  # fmt: skip
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for system in ("n2m", "hf"):
-        done = Path(args.out, f"{system}.result.json")  # a finished side is kept, so a crash reruns only the rest
-        if args.resume and done.is_file():
-            full = json.loads(done.read_text(encoding="utf-8"))
-            print(f"{system}: kept from {done}", flush=True)
-        else:
-            print(f"running {system} …", flush=True)
-            full = run_child(__file__, system, config)
-            done.write_text(json.dumps(full) + "\n", encoding="utf-8")
+        full = run_or_resume(__file__, system, config, args.out, args.resume)
         print(json.dumps(full), flush=True)
         results[system] = {f: full[f] for f in FIELDS}
         details[system] = {k: v for k, v in full.items() if k not in FIELDS}

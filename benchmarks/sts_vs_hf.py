@@ -15,7 +15,8 @@ whole `fit` (data checks, vocabulary trimming, validation). Writes benchmarks/re
 sts_vs_hf.quick.json) and a Markdown table.
 
     python benchmarks/sts_vs_hf.py --quick      # a sample, 1 epoch: a few minutes
-    python benchmarks/sts_vs_hf.py --epochs 2 --ensemble 3   # full data: benchmarks/results/sts_vs_hf.json
+    python benchmarks/sts_vs_hf.py --ensemble 3   # full data, 3 epochs: benchmarks/results/sts_vs_hf.json
+    python benchmarks/sts_vs_hf.py --ensemble 3 --resume   # after a crash: rerun only the systems not done
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_child, size_mb, today, train_timer_arg, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, run_or_resume, size_mb, today, train_timer_arg, write_results  # noqa: E402
 
 KORSTS = ROOT / "data/korsts"
 
@@ -144,10 +145,21 @@ def score_ensemble(members: list[Path], test_file: str, out: Path) -> dict:
     return {"pearson": float(pearsonr(preds.tolist(), gold)[0]), "spearman": float(spearmanr(preds.tolist(), gold)[0])}
 
 
-def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int) -> dict:
+def _member(files: dict[str, str], epochs: int, out: Path, seed: int, resume: bool) -> dict:
+    """One seed's run, kept in `<out>/member.json` once done: with `--resume`, a rerun after a crash only trains
+    the members not yet finished."""
+    done = out / "member.json"
+    if resume and done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))
+    result = run_n2m(files, epochs, str(out), seed=seed)
+    done.write_text(json.dumps(result) + "\n", encoding="utf-8")
+    return result
+
+
+def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool = False) -> dict:
     """The recipe trained with seeds 1 … K-1 beside the single model (seed 0), all on the full training set;
     each keeps the epoch its dev score chose, and the ensemble weighs them by that score."""
-    runs = [run_n2m(files, epochs, f"{out}/seed{seed}", seed=seed) for seed in range(1, members)]
+    runs = [_member(files, epochs, Path(out, f"seed{seed}"), seed, resume) for seed in range(1, members)]
     single = Path(out).parent / "n2m"
     folders = [single / "model"] + [Path(out, f"seed{seed}", "model") for seed in range(1, members)]
     first = json.loads(Path(single, "results.json").read_text())
@@ -218,6 +230,7 @@ def main() -> None:
     parser.add_argument("--ensemble-kind", choices=["seeds", "kfold"], default="seeds",
                         help="seeds: the single model + K-1 more seeds on all of train; kfold: K folds")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
+    parser.add_argument("--resume", action="store_true", help="keep a system whose result is already in --out")
     parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
     parser.add_argument("--config-json")
     args = parser.parse_args()
@@ -227,6 +240,8 @@ def main() -> None:
         if args.child == "n2m_ensemble":
             runner = {"seeds": run_n2m_seeds, "kfold": run_n2m_kfold}[config["ensemble_kind"]]
             extra = {"members": config["members"]}
+            if config["ensemble_kind"] == "seeds":
+                extra["resume"] = config["resume"]
         else:
             runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}
         print(json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra)))
@@ -244,12 +259,11 @@ def main() -> None:
     else:
         files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
     config = {"files": files, "epochs": epochs, "out": str(out), "members": args.ensemble,
-              "ensemble_kind": args.ensemble_kind}  # fmt: skip
+              "ensemble_kind": args.ensemble_kind, "resume": args.resume}  # fmt: skip
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
                      "epochs": epochs, "data": files}  # fmt: skip
     for system in ("hf", "n2m") + (("n2m_ensemble",) if args.ensemble else ()):
-        print(f"running {system} …", flush=True)
-        results[system] = run_child(__file__, system, config)
+        results[system] = run_or_resume(__file__, system, config, out, args.resume)
         print(json.dumps(results[system]), flush=True)
     hf, n2m = results["hf"], results["n2m"]
     results["ratios"] = {
