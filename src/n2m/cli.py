@@ -23,6 +23,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from n2m.allocator import fix_mmap_threshold
 from n2m.backbones import BackboneError
 from n2m.callbacks import PredictionFileWriter, default_callbacks, default_loggers
 from n2m.errors import DataError
@@ -64,6 +65,7 @@ class N2MCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._fit_started = time.time()
+        fix_mmap_threshold()  # activations freed every step go back to the OS (see n2m.allocator)
 
     def after_fit(self) -> None:
         """The test split is scored once, with the checkpoint validation chose, and written down."""
