@@ -35,10 +35,10 @@ def size_mb(path: str | Path) -> float:
 
 
 class TrainTimer(L.Callback):
-    """Seconds a Lightning run spends training, its validation subtracted, written to `path` when training
-    ends: what the HF `Trainer` runs beside it time (`trainer.train()` without evaluation), so training
-    throughput compares like with like. Pass it as `--trainer.callbacks+ '{"class_path": "_measure.TrainTimer",
-    "init_args": {"path": ...}}'` with benchmarks/ on `sys.path`."""
+    """Seconds a Lightning run spends training, its validation subtracted, and the peak RSS so far, written to
+    `path` when training ends: what the HF `Trainer` runs beside it time (`trainer.train()` without evaluation),
+    so training throughput compares like with like. Pass it as `--trainer.callbacks+ '{"class_path":
+    "_measure.TrainTimer", "init_args": {"path": ...}}'` with benchmarks/ on `sys.path`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -55,7 +55,9 @@ class TrainTimer(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         total = time.perf_counter() - self.start
-        Path(self.path).write_text(json.dumps({"train_s": total - self.validating, "validation_s": self.validating}))
+        times = {"train_s": total - self.validating, "validation_s": self.validating}
+        # the peak so far: whether a run's peak RSS is set by training or by what follows it (test, export)
+        Path(self.path).write_text(json.dumps({**times, "peak_rss_mb_after_training": peak_rss_mb()}))
 
 
 def train_timer_arg(path: str | Path) -> str:

@@ -115,7 +115,8 @@ def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0) -> dict
             "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json"))]  # fmt: skip
     main(args)
     report = json.loads(Path(out, "results.json").read_text())
-    train_s = json.loads(Path(out, "train_time.json").read_text())["train_s"]
+    timer = json.loads(Path(out, "train_time.json").read_text())
+    train_s = timer["train_s"]
     model = export_checkpoint(report["best_checkpoint"], Path(out, "model"))
     train_pairs = len(read_korsts(Path(files["train"]), None))
     return {
@@ -125,6 +126,7 @@ def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0) -> dict
         "wall_s": round(train_s, 1),
         "fit_wall_s": report["fit_wall_s"],
         "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb_after_training": timer["peak_rss_mb_after_training"],
         "checkpoint_mb": size_mb(model / "model.safetensors"),
         "best_epoch_by_dev": int(report["best_checkpoint"].split("epoch=")[-1].split("-")[0]) + 1,
         "val_pearson": report["best_val"]["val/pearson"],
