@@ -21,8 +21,9 @@ _ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc's own setting: a user who sets it keeps
 def fix_mmap_threshold(threshold_bytes: int = 4 << 20) -> bool:
     """Serve allocations of `threshold_bytes` or more by mmap for the rest of the process. A no-op (False) off
     glibc, or where the user set `MALLOC_MMAP_THRESHOLD_` themselves. Each mmap costs page faults, so a lower
-    threshold trades speed for memory: on KorSTS training (e5-small, batch 32), 1 MB cut peak RSS by 17% but
-    slowed training by a quarter; 4 MB cut it by 5% at no measurable cost (benchmarks/mmap_threshold.py)."""
+    threshold trades speed for memory: in 40 batches of KorSTS training (e5-small, batch 32, 2 CPU cores), 1 MB
+    gave peak RSS ×0.81 and training time ×1.21 against glibc's default, 4 MB ×0.92 and ×1.07
+    (`python benchmarks/mmap_threshold.py --batches 40`, benchmarks/results/mmap_threshold.json)."""
     if not sys.platform.startswith("linux") or _ENV in os.environ:
         return False
     try:
