@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ import lightning as L
 from n2m.provenance import machine_description as machine
 from n2m.provenance import today
 
-__all__ = ["TrainTimer", "machine", "peak_rss_mb", "run_child", "run_or_resume", "size_mb", "today", "write_results"]
+__all__ = [
+    "TrainTimer", "kept_or_run", "machine", "peak_rss_mb", "run_child", "run_or_resume", "size_mb", "today",
+    "write_results",
+]  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -76,17 +80,21 @@ def run_child(script: str, system: str, config: dict[str, Any]) -> dict[str, Any
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_or_resume(script: str, system: str, config: dict[str, Any], out: str | Path, resume: bool) -> dict[str, Any]:
-    """`run_child`, keeping each finished side in `<out>/<system>.result.json`: with `resume`, a side already
-    there is read back instead of rerun, so a crash or an ended session costs only the sides not yet done."""
-    done = Path(out, f"{system}.result.json")
+def kept_or_run(done: Path, resume: bool, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`run()`'s result, written to `done`; with `resume`, a result already there is read back instead, so a
+    crash or an ended session costs only the parts not yet finished."""
     if resume and done.is_file():
-        print(f"{system}: kept from {done}", flush=True)
+        print(f"kept from {done}", flush=True)
         return json.loads(done.read_text(encoding="utf-8"))
-    print(f"running {system} …", flush=True)
-    result = run_child(script, system, config)
+    result = run()
     done.write_text(json.dumps(result) + "\n", encoding="utf-8")
     return result
+
+
+def run_or_resume(script: str, system: str, config: dict[str, Any], out: str | Path, resume: bool) -> dict[str, Any]:
+    """`run_child`, keeping each finished side in `<out>/<system>.result.json` (see `kept_or_run`)."""
+    print(f"{system} …", flush=True)
+    return kept_or_run(Path(out, f"{system}.result.json"), resume, lambda: run_child(script, system, config))
 
 
 def write_results(target: Path, name: str, results: dict[str, Any], markdown: str) -> None:

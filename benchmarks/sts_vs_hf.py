@@ -27,11 +27,12 @@ import json
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_or_resume, size_mb, today, train_timer_arg, write_results  # noqa: E402
+from _measure import kept_or_run, machine, peak_rss_mb, run_or_resume, size_mb, today, train_timer_arg, write_results  # noqa: E402
 
 KORSTS = ROOT / "data/korsts"
 
@@ -147,21 +148,15 @@ def score_ensemble(members: list[Path], test_file: str, out: Path) -> dict:
     return {"pearson": float(pearsonr(preds.tolist(), gold)[0]), "spearman": float(spearmanr(preds.tolist(), gold)[0])}
 
 
-def _member(files: dict[str, str], epochs: int, out: Path, seed: int, resume: bool) -> dict:
-    """One seed's run, kept in `<out>/member.json` once done: with `--resume`, a rerun after a crash only trains
-    the members not yet finished."""
-    done = out / "member.json"
-    if resume and done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
-    result = run_n2m(files, epochs, str(out), seed=seed)
-    done.write_text(json.dumps(result) + "\n", encoding="utf-8")
-    return result
-
-
-def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool = False) -> dict:
+def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
     """The recipe trained with seeds 1 … K-1 beside the single model (seed 0), all on the full training set;
-    each keeps the epoch its dev score chose, and the ensemble weighs them by that score."""
-    runs = [_member(files, epochs, Path(out, f"seed{seed}"), seed, resume) for seed in range(1, members)]
+    each keeps the epoch its dev score chose, and the ensemble weighs them by that score. With `resume`, a member
+    already finished (`seed<k>/member.json`) is kept."""
+    runs = [
+        kept_or_run(Path(out, f"seed{seed}", "member.json"), resume,
+                    partial(run_n2m, files, epochs, f"{out}/seed{seed}", seed=seed))
+        for seed in range(1, members)
+    ]  # fmt: skip
     single = Path(out).parent / "n2m"
     folders = [single / "model"] + [Path(out, f"seed{seed}", "model") for seed in range(1, members)]
     first = json.loads(Path(single, "results.json").read_text())
@@ -171,7 +166,7 @@ def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, re
         **score_ensemble(folders, files["test"], Path(out, "ensemble")),
         "samples_per_s": round(train_pairs * epochs * members / wall, 2),
         "wall_s": round(wall, 1),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in runs]),  # members kept by resume too
         "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
         "members": members,
         "kind": "seeds",
@@ -179,7 +174,8 @@ def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, re
     }
 
 
-def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int) -> dict:
+def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
+    """`n2m kfold`, which trains its folds in one call: with `resume`, an unfinished k-fold run restarts whole."""
     from n2m.cli import main
 
     start = time.time()
@@ -241,9 +237,7 @@ def main() -> None:
         config = json.loads(args.config_json)
         if args.child == "n2m_ensemble":
             runner = {"seeds": run_n2m_seeds, "kfold": run_n2m_kfold}[config["ensemble_kind"]]
-            extra = {"members": config["members"]}
-            if config["ensemble_kind"] == "seeds":
-                extra["resume"] = config["resume"]
+            extra = {"members": config["members"], "resume": config["resume"]}
         else:
             runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}
         print(json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra)))
