@@ -131,6 +131,14 @@ def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
     assert resumed["epoch"] == 1
 
 
+def test_last_checkpoint_follows_every_epoch(tiny_backbone, korsts_slice, tmp_path):
+    """With lr 0 no epoch beats the first on validation; last.ckpt still moves on with each epoch."""
+    root = tmp_path / "run"
+    main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--model.lr", "0")])
+    assert torch.load(root / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 16
+    assert [p.name for p in (root / "checkpoints").glob("best-*")] == ["best-epoch=0-step=8.ckpt"]
+
+
 def test_bad_data_fails_before_training(tiny_backbone, korsts_slice, tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     lines = korsts_slice["train"].read_text(encoding="utf-8").splitlines()
@@ -190,3 +198,37 @@ def test_fold_and_val_file_conflict(tiny_backbone, korsts_slice, tmp_path, capsy
         main(["fit", *sts_args(tiny_backbone, korsts_slice, tmp_path), "--data.folds", "5"])
     assert exit_.value.code == 2
     assert "set either `data.folds` or `data.val`" in capsys.readouterr().err
+
+
+def test_ema_checkpoint_holds_the_average_and_is_what_gets_tested(tiny_backbone, korsts_slice, tmp_path):
+    """With EMA on, the best checkpoint's model is the average, and after-fit testing scores that average."""
+    root = tmp_path / "run"
+    ema = json.dumps(
+        {
+            "class_path": "lightning.pytorch.callbacks.EMAWeightAveraging",
+            "init_args": {"decay": 0.95, "use_buffers": False},
+        }
+    )
+    main(
+        ["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--trainer.callbacks+", ema)]
+    )
+    report = json.loads((root / "results.json").read_text(encoding="utf-8"))
+    best = torch.load(report["best_checkpoint"], weights_only=True)
+    raw, average = best["current_model_state"], best["state_dict"]
+    assert any(not torch.equal(raw[k], average[k]) for k in average if k.startswith("model."))
+
+    main(["export", report["best_checkpoint"], str(tmp_path / "export")])
+    predictor = Predictor.from_pretrained(tmp_path / "export")
+    with korsts_slice["test"].open(encoding="utf-8") as f:
+        gold = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    scores = predictor.predict_outputs([(g["sentence1"], g["sentence2"]) for g in gold])
+    pearson = torch.corrcoef(torch.stack([scores.flatten(), torch.tensor([float(g["score"]) for g in gold])]))[0, 1]
+    assert abs(float(pearson) - report["test"]["test/pearson"]) <= 1e-4
+
+
+def test_weight_averaging_of_buffers_is_refused(tiny_backbone, korsts_slice, tmp_path, capsys):
+    ema = json.dumps({"class_path": "lightning.pytorch.callbacks.EMAWeightAveraging"})
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *sts_args(tiny_backbone, korsts_slice, tmp_path / "run", "--trainer.callbacks+", ema)])
+    assert exit_.value.code == 2
+    assert "EMAWeightAveraging: set `use_buffers: false`" in capsys.readouterr().err

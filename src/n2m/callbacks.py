@@ -31,8 +31,10 @@ def default_callbacks(task: L.LightningModule, root_dir: str | Path, progress_ba
             monitor=metric,
             mode=mode,
             save_top_k=1,
-            save_last=True,
         ),
+        # Its own callback: `save_last` above writes last.ckpt only in epochs that also beat the best, so a run
+        # interrupted after a worse epoch would resume from an older one.
+        ModelCheckpoint(dirpath=os.path.join(root_dir, "checkpoints"), filename="last", enable_version_counter=False),
         LearningRateMonitor(logging_interval="step"),
     ]
     patience = task.hparams.get("early_stopping_patience")

@@ -20,13 +20,13 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from n2m.allocator import fix_mmap_threshold
 from n2m.backbones import BackboneError
 from n2m.callbacks import PredictionFileWriter, default_callbacks, default_loggers
-from n2m.errors import DataError
+from n2m.errors import ConfigError, DataError
 from n2m.provenance import machine_description, today
 from n2m.registry import SHAPES, Shape, get_shape, load_object
 
@@ -56,6 +56,11 @@ class N2MCLI(LightningCLI):
         config = self._get(self.config_init, "trainer", default={})
         root = config.get("default_root_dir") or os.getcwd()
         callbacks = list(config.get("callbacks") or [])
+        for callback in callbacks:
+            # Our encoders keep no running statistics; averaging their buffers as well made the test scored
+            # in-process disagree with the saved checkpoint (tests/test_cli.py), so that setting is refused.
+            if isinstance(callback, WeightAveraging) and callback._use_buffers:
+                raise ConfigError(f"{type(callback).__name__}: set `use_buffers: false` (n2m averages weights only)")
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             has_bar = any(isinstance(c, ProgressBar) for c in callbacks) or config.get("enable_progress_bar") is False
             kwargs["callbacks"] = callbacks + default_callbacks(self.model, root, progress_bar=not has_bar)
@@ -73,6 +78,9 @@ class N2MCLI(LightningCLI):
             return
         callback = self.trainer.checkpoint_callback
         best = getattr(callback, "best_model_path", "") or None
+        # With EMA or SWA, a checkpoint's model is the average, and the raw weights ride beside it for resuming;
+        # the callback would load those raw weights back, so it leaves before the averaged model is tested.
+        self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, WeightAveraging)]
         metrics = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or "last")
         if self.trainer.is_global_zero:
             report = {
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer_defaults={"max_epochs": 3, "log_every_n_steps": 10},
             auto_configure_optimizers=False,
         )
-    except (DataError, BackboneError, FileNotFoundError) as err:
+    except (DataError, ConfigError, BackboneError, FileNotFoundError) as err:
         # bad input is the user's to fix: a clear message, not a traceback
         print(f"n2m: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -31,3 +31,7 @@ class DataError(ValueError):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+class ConfigError(ValueError):
+    """A recipe setting n2m cannot honour, with what to set instead."""
