@@ -159,6 +159,14 @@ def test_freeze_embeddings(tiny_backbone, korsts_slice):
     assert task.model.encoder.encoder.layer[0].output.dense.weight.requires_grad
 
 
+def test_backbone_config_overrides(tiny_backbone, korsts_slice):
+    task, _ = make(tiny_backbone, korsts_slice, STS, "regression", backbone_config={"attention_probs_dropout_prob": 0.0})
+    assert task.model.encoder.config.attention_probs_dropout_prob == 0.0
+    assert task.model.encoder.config.hidden_dropout_prob == 0.1  # the rest as the backbone has it
+    with pytest.raises(ValueError, match="has no setting 'attention_dropout'"):
+        make(tiny_backbone, korsts_slice, STS, "regression", backbone_config={"attention_dropout": 0.0})
+
+
 def test_freeze_layers_trains_only_what_is_above(tiny_backbone, korsts_slice, tmp_path):
     task, data = make(tiny_backbone, korsts_slice, STS, "regression", "bi", freeze_layers=1)
     layers = task.model.encoder.encoder.layer

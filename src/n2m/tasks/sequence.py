@@ -49,6 +49,7 @@ class SequenceTask(BaseTask):
 
     Args:
         backbone: short name (`e5-small`, `minilm-l6`), local HF folder, or hub id.
+        backbone_config: settings of the backbone's config to replace, e.g. `{attention_probs_dropout_prob: 0.0}`.
         objective: `regression` (a score), `classification` (one class), `multilabel` (any of the classes).
         pair_encoding: `cross` (one sequence `A </s></s> B`) or `bi` (each text alone, shared encoder).
         pooling: `cls` or `mean` over tokens.
@@ -69,6 +70,7 @@ class SequenceTask(BaseTask):
     def __init__(
         self,
         backbone: str = "e5-small",
+        backbone_config: dict[str, Any] | None = None,
         objective: Objective = "regression",
         pair_encoding: PairEncoding = "cross",
         pooling: Pooling = "mean",
@@ -98,7 +100,7 @@ class SequenceTask(BaseTask):
         self.loss_name = resolve_loss(loss, objective)
         num_labels = len(label_names) if label_names else 1
         self.model = SequenceModel(
-            build_encoder(backbone_dir or resolve_backbone(backbone)),
+            build_encoder(backbone_dir or resolve_backbone(backbone), overrides=backbone_config),
             objective,
             num_labels,
             pair_encoding,

@@ -25,6 +25,7 @@ class TokenTask(BaseTask):
 
     Args:
         backbone: short name (`e5-small`, `minilm-l6`), local HF folder, or hub id (needs a fast tokenizer).
+        backbone_config: settings of the backbone's config to replace, e.g. `{attention_probs_dropout_prob: 0.0}`.
         scheme: `bio` (entities as B-/I-/O tags; scored by entity P/R/F1, seqeval's default mode) or `tags`
             (one tag per unit, e.g. POS; scored by accuracy).
         constrained_decoding: for `bio`, decode the most probable path with no `I-X` after `O` / another type
@@ -41,6 +42,7 @@ class TokenTask(BaseTask):
     def __init__(
         self,
         backbone: str = "e5-small",
+        backbone_config: dict[str, Any] | None = None,
         scheme: Scheme = "bio",
         constrained_decoding: bool = True,
         label_names: list[str] | None = None,
@@ -62,7 +64,11 @@ class TokenTask(BaseTask):
         if not label_names:
             raise ValueError("an N2N task needs `label_names` (the CLI reads them from the training data)")
         self.save_hyperparameters()
-        self.model = TokenModel(build_encoder(backbone_dir or resolve_backbone(backbone)), len(label_names), dropout)
+        self.model = TokenModel(
+            build_encoder(backbone_dir or resolve_backbone(backbone), overrides=backbone_config),
+            len(label_names),
+            dropout,
+        )
         self.transitions = bio_transitions(label_names) if scheme == "bio" else None
         if scheme == "bio":
             types = entity_types(label_names)
