@@ -4,9 +4,10 @@
     writes by hand (../shared/MODELS.md's bar), on e5-small as converted, batch 32, AdamW, lr 5e-5,
     10% linear warm-up, scored on KorSTS test after the last epoch.
 (b) `n2m fit --config recipes/korsts.yaml` (bi-encoder, trimmed vocabulary, epoch chosen on KorSTS dev).
-(c) optionally (`--ensemble K`) an ensemble of K n2m models weighted by their dev scores: the recipe with
-    seeds 0 … K-1 on all of train (`--ensemble-kind seeds`, the default; seed 0 is (b)'s model), or
-    `n2m kfold --folds K` (`--ensemble-kind kfold`), scored once on test.
+(c) optionally (`--ensemble K`) an ensemble of K n2m models, scored once on test: (b)'s bi-encoder and the
+    cross-encoder of recipes/korsts-cross.yaml, weights fitted on KorSTS dev (`--ensemble-kind mix`, K = 2);
+    the recipe with seeds 0 … K-1 on all of train (`seeds`; seed 0 is (b)'s model); or `n2m kfold --folds K`
+    (`kfold`). `seeds` and `kfold` weigh members by their dev scores.
 
 Each system runs in its own child process so its peak RSS is its own. Training throughput is training
 pairs × epochs / seconds spent training: HF's `trainer.train()` (tokenization before it, no evaluation), and
@@ -15,8 +16,8 @@ whole `fit` (data checks, vocabulary trimming, validation). Writes benchmarks/re
 sts_vs_hf.quick.json) and a Markdown table.
 
     python benchmarks/sts_vs_hf.py --quick      # a sample, 1 epoch: a few minutes
-    python benchmarks/sts_vs_hf.py --ensemble 3   # full data, 3 epochs: benchmarks/results/sts_vs_hf.json
-    python benchmarks/sts_vs_hf.py --ensemble 3 --resume   # after a crash: rerun only the systems not done
+    python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix   # full data, 3 epochs: results/sts_vs_hf.json
+    python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix --resume   # rerun only what is not done
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
     }
 
 
-def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0) -> dict:
+def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0, recipe: str = "recipes/korsts.yaml") -> dict:
     from n2m.cli import main
     from n2m.export import export_checkpoint
 
-    args = ["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train", files["train"],
+    args = ["fit", "--config", str(ROOT / recipe), "--data.train", files["train"],
             "--data.val", files["val"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
             "--seed_everything", str(seed), "--trainer.default_root_dir", out,
             "--trainer.enable_progress_bar", "false",
@@ -134,18 +135,25 @@ def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0) -> dict
     }
 
 
-def score_ensemble(members: list[Path], test_file: str, out: Path) -> dict:
-    """Write an ensemble of exported models (weighted by validation score) and score it on the test file."""
+def score_ensemble(members: list[Path], files: dict[str, str], out: Path, weighting: str = "validation") -> dict:
+    """Write an ensemble of exported models (weighted by dev score, or with weights fitted on dev) and score
+    it once on the test file."""
     from scipy.stats import pearsonr, spearmanr
 
+    from n2m.data.examples import Columns
     from n2m.ensemble import save_ensemble
     from n2m.predictor import Predictor
 
-    save_ensemble(out, members, weighting="validation")
-    test = read_korsts(Path(test_file), None)
+    columns = Columns(text="sentence1", text_pair="sentence2", label="score")
+    save_ensemble(out, members, weighting=weighting, val_file=files["val"], columns=columns)
+    test = read_korsts(Path(files["test"]), None)
     preds = Predictor.from_pretrained(out).predict_outputs([(r["sentence1"], r["sentence2"]) for r in test])
     gold = [float(r["score"]) for r in test]
-    return {"pearson": float(pearsonr(preds.tolist(), gold)[0]), "spearman": float(spearmanr(preds.tolist(), gold)[0])}
+    return {
+        "pearson": float(pearsonr(preds.tolist(), gold)[0]),
+        "spearman": float(spearmanr(preds.tolist(), gold)[0]),
+        "weights": [round(w, 4) for w in json.loads(Path(out, "n2m.json").read_text())["weights"]],
+    }
 
 
 def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
@@ -163,7 +171,7 @@ def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, re
     wall = json.loads(Path(single, "train_time.json").read_text())["train_s"] + sum(r["wall_s"] for r in runs)
     train_pairs = len(read_korsts(Path(files["train"]), None))
     return {
-        **score_ensemble(folders, files["test"], Path(out, "ensemble")),
+        **score_ensemble(folders, files, Path(out, "ensemble")),
         "samples_per_s": round(train_pairs * epochs * members / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in runs]),  # members kept by resume too
@@ -171,6 +179,30 @@ def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, re
         "members": members,
         "kind": "seeds",
         "member_test_pearson": [first["test"]["test/pearson"]] + [r["pearson"] for r in runs],
+    }
+
+
+def run_n2m_mix(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
+    """(b)'s bi-encoder and a cross-encoder (recipes/korsts-cross.yaml, seed 0, its epoch chosen on dev), with
+    weights fitted on dev; with `resume`, a finished cross-encoder (`cross/member.json`) is kept."""
+    if members != 2:
+        raise SystemExit("--ensemble-kind mix has two members: --ensemble 2")
+    train_cross = partial(run_n2m, files, epochs, f"{out}/cross", recipe="recipes/korsts-cross.yaml")
+    cross = kept_or_run(Path(out, "cross", "member.json"), resume, train_cross)
+    single = Path(out).parent / "n2m"
+    first = json.loads(Path(single, "results.json").read_text())
+    wall = json.loads(Path(single, "train_time.json").read_text())["train_s"] + cross["wall_s"]
+    folders = [single / "model", Path(out, "cross", "model")]
+    train_pairs = len(read_korsts(Path(files["train"]), None))
+    return {
+        **score_ensemble(folders, files, Path(out, "ensemble"), weighting="fit"),
+        "samples_per_s": round(train_pairs * epochs * members / wall, 2),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": max(peak_rss_mb(), cross["peak_rss_mb"]),
+        "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
+        "members": members,
+        "kind": "mix",
+        "member_test_pearson": [first["test"]["test/pearson"], cross["pearson"]],
     }
 
 
@@ -186,7 +218,7 @@ def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int, re
     folders = [Path(out, f"fold{i}/model") for i in range(members)]
     train_pairs = len(read_korsts(Path(files["train"]), None))
     return {
-        **score_ensemble(folders, files["test"], Path(out, "ensemble-by-val")),
+        **score_ensemble(folders, files, Path(out, "ensemble-by-val")),
         "samples_per_s": round(train_pairs * (members - 1) / members * epochs * members / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": peak_rss_mb(),
@@ -225,8 +257,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="256 sampled training pairs, 1 epoch (CI-sized)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--ensemble", type=int, default=0, help="also train an ensemble of K models (K ≥ 2)")
-    parser.add_argument("--ensemble-kind", choices=["seeds", "kfold"], default="seeds",
-                        help="seeds: the single model + K-1 more seeds on all of train; kfold: K folds")  # fmt: skip
+    parser.add_argument("--ensemble-kind", choices=["mix", "seeds", "kfold"], default="mix",
+                        help="mix: the single bi-encoder + a cross-encoder (K = 2), weights fitted on dev; "
+                        "seeds: the single model + K-1 more seeds on all of train; kfold: K folds")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
     parser.add_argument("--resume", action="store_true", help="keep a system whose result is already in --out")
     parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
@@ -236,7 +269,7 @@ def main() -> None:
     if args.child:
         config = json.loads(args.config_json)
         if args.child == "n2m_ensemble":
-            runner = {"seeds": run_n2m_seeds, "kfold": run_n2m_kfold}[config["ensemble_kind"]]
+            runner = {"mix": run_n2m_mix, "seeds": run_n2m_seeds, "kfold": run_n2m_kfold}[config["ensemble_kind"]]
             extra = {"members": config["members"], "resume": config["resume"]}
         else:
             runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}

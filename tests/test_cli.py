@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from n2m.cli import main
+from n2m.ensemble import _score
 from n2m.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +192,19 @@ def test_kfold_trains_each_fold_and_ensembles(tiny_backbone, korsts_slice, tmp_p
     expected = sum(w * m.predict_outputs(pairs) for w, m in zip(weights, members, strict=True))
     assert torch.allclose(ensemble.predict_outputs(pairs), expected, atol=1e-6)
     assert len(ensemble.predict(pairs)) == 2 and ensemble.info["ensemble"]["members"] == 2
+
+    # weights fitted on a labelled file: never below the best member alone on that file
+    folders = [str(root / f"fold{i}/model") for i in range(2)]
+    columns = ["--text", "sentence1", "--text-pair", "sentence2", "--label", "score"]
+    main(
+        ["ensemble", str(tmp_path / "fit"), *folders, "--weighting", "fit", "--val", str(korsts_slice["val"]), *columns]
+    )
+    fitted = Predictor.from_pretrained(tmp_path / "fit")
+    with korsts_slice["val"].open(encoding="utf-8") as f:
+        dev = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    dev_pairs, gold = [(r["sentence1"], r["sentence2"]) for r in dev], torch.tensor([float(r["score"]) for r in dev])
+    pearson = [_score(p.predict_outputs(dev_pairs), gold, "regression") for p in [*members, fitted]]
+    assert pearson[-1] >= max(pearson[:-1]) - 1e-6
 
 
 def test_fold_and_val_file_conflict(tiny_backbone, korsts_slice, tmp_path, capsys):

@@ -160,7 +160,9 @@ def test_freeze_embeddings(tiny_backbone, korsts_slice):
 
 
 def test_backbone_config_overrides(tiny_backbone, korsts_slice):
-    task, _ = make(tiny_backbone, korsts_slice, STS, "regression", backbone_config={"attention_probs_dropout_prob": 0.0})
+    task, _ = make(
+        tiny_backbone, korsts_slice, STS, "regression", backbone_config={"attention_probs_dropout_prob": 0.0}
+    )
     assert task.model.encoder.config.attention_probs_dropout_prob == 0.0
     assert task.model.encoder.config.hidden_dropout_prob == 0.1  # the rest as the backbone has it
     with pytest.raises(ValueError, match="has no setting 'attention_dropout'"):

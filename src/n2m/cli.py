@@ -128,14 +128,23 @@ def _serve(argv: list[str]) -> None:
 
 
 def _ensemble(argv: list[str]) -> None:
+    from n2m.data.examples import Columns
     from n2m.ensemble import save_ensemble
 
     parser = argparse.ArgumentParser(prog="n2m ensemble", description="Exported N21 models → one ensemble folder.")
     parser.add_argument("out_dir")
     parser.add_argument("models", nargs="+", help="exported model folders (`n2m export`)")
-    parser.add_argument("--weighting", choices=["mean", "validation"], default="mean")
+    parser.add_argument("--weighting", choices=["mean", "validation", "fit"], default="mean",
+                        help="equal, by each member's validation score, or fitted on --val")  # fmt: skip
+    parser.add_argument("--val", help="fit: a labelled validation file, read as in training")
+    parser.add_argument("--text", default="text", help="--val's column of the (first) text")
+    parser.add_argument("--text-pair", default=None, help="--val's column of the second text of a pair")
+    parser.add_argument("--label", default="label", help="--val's label column")
     args = parser.parse_args(argv)
-    out = save_ensemble(args.out_dir, args.models, args.weighting)
+    if args.weighting == "fit" and not args.val:
+        parser.error("--weighting fit needs --val FILE")
+    columns = Columns(text=args.text, text_pair=args.text_pair, label=args.label)
+    out = save_ensemble(args.out_dir, args.models, args.weighting, val_file=args.val, columns=columns)
     print(f"ensemble of {len(args.models)} models written to {out}")
 
 

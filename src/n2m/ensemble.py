@@ -3,6 +3,10 @@
 Members may differ in everything but the task: a bi-encoder and a cross-encoder, other backbones, other
 folds. `n2m ensemble OUT MODEL...` writes a folder whose `n2m.json` lists the members (relative paths when
 they sit inside it or beside it) and their weights; `Predictor.from_pretrained(OUT)` loads it.
+
+Weights: equal (`mean`), each member's own validation score (`validation`), or fitted on a labelled
+validation file (`fit`). Members' scores are often close while their worth to the ensemble is not: only
+`fit` can give a weaker but different member the small weight that helps, instead of an almost equal one.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from typing import Any, Literal
 
 import torch
 
+from n2m.data.examples import Columns, load_sequence_examples
 from n2m.outputs import Prediction, decode_outputs
 from n2m.predictor import Input, Predictor, SequencePredictor
 from n2m.schema import SCHEMA_FILE, read_info
 
-Weighting = Literal["mean", "validation"]
+Weighting = Literal["mean", "validation", "fit"]
 
 
 class EnsemblePredictor(Predictor):
@@ -72,16 +77,77 @@ def member_weights(folders: Sequence[Path], weighting: Weighting) -> list[float]
     return weights
 
 
-def save_ensemble(out_dir: str | Path, members: Sequence[str | Path], weighting: Weighting = "mean") -> Path:
+def _score(outputs: torch.Tensor, target: torch.Tensor, objective: str) -> float:
+    """The validation score `fit` maximizes: Pearson for scores, accuracy for classes, micro F1 for label sets."""
+    if objective == "regression":
+        return float(torch.corrcoef(torch.stack([outputs.flatten(), target.flatten()]))[0, 1])
+    if objective == "classification":
+        return float((outputs.argmax(-1) == target).float().mean())
+    predicted = outputs > 0.5
+    true_positives = (predicted & target.bool()).sum()
+    return float(2 * true_positives / (predicted.sum() + target.sum()).clamp(min=1))
+
+
+def fitted_weights(
+    outputs: Sequence[torch.Tensor], target: torch.Tensor, objective: str, rounds: int = 20
+) -> list[float]:
+    """Greedy ensemble selection with replacement (Caruana et al., 2004): `rounds` times, add to the running
+    mean whichever member raises the validation score most; a member's weight is how often it was picked, at
+    the round that scored best. The first round picks the best member alone, so the result never scores
+    below it on this data, and a member that only adds noise gets 0."""
+    counts = [0] * len(outputs)
+    total = torch.zeros_like(outputs[0])
+    best_score, best_counts = float("-inf"), counts
+    for picked in range(1, rounds + 1):
+        scores = [_score((total + o) / picked, target, objective) for o in outputs]
+        choice = max(range(len(outputs)), key=scores.__getitem__)
+        counts[choice] += 1
+        total += outputs[choice]
+        if scores[choice] > best_score + 1e-9:  # float noise is no improvement
+            best_score, best_counts = scores[choice], list(counts)
+    return [float(c) for c in best_counts]
+
+
+def _validation_targets(path: str | Path, columns: Columns, schema: Any) -> tuple[list[Input], torch.Tensor]:
+    examples = load_sequence_examples(path, columns, schema.objective)
+    inputs: list[Input] = [(e.text, e.text_pair) if e.text_pair is not None else e.text for e in examples]
+    if schema.objective == "regression":
+        return inputs, torch.tensor([float(e.label) for e in examples])
+    index = {name: i for i, name in enumerate(schema.label_names)}
+    if schema.objective == "classification":
+        return inputs, torch.tensor([index[e.label] for e in examples])
+    target = torch.zeros(len(examples), len(index))
+    for row, e in enumerate(examples):
+        target[row, [index[name] for name in e.label]] = 1.0
+    return inputs, target
+
+
+def save_ensemble(
+    out_dir: str | Path,
+    members: Sequence[str | Path],
+    weighting: Weighting = "mean",
+    val_file: str | Path | None = None,
+    columns: Columns | None = None,
+) -> Path:
+    """`fit` needs `val_file`, a labelled file whose `columns` are read as in training."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     folders = [Path(m).resolve() for m in members]
     first = read_info(folders[0])
+    if weighting == "fit":
+        if val_file is None:
+            raise ValueError("weighting `fit` needs a labelled validation file")
+        predictors = [SequencePredictor._load(f, "cpu") for f in folders]
+        inputs, target = _validation_targets(val_file, columns or Columns(), predictors[0].schema)
+        outputs = [p.predict_outputs(inputs) for p in predictors]
+        weights = fitted_weights(outputs, target, predictors[0].schema.objective)
+    else:
+        weights = member_weights(folders, weighting)
     info = {
         "shape": "ensemble",
         "member_shape": first["shape"],
         "members": [os.path.relpath(f, out.resolve()) for f in folders],
-        "weights": member_weights(folders, weighting),
+        "weights": weights,
         "weighting": weighting,
     }
     (out / SCHEMA_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
