@@ -14,12 +14,13 @@ from n2m.schema import TaskSchema
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint without running pickled code (`weights_only=True`)."""
+    """Load a checkpoint without running pickled code (`weights_only=True`), memory-mapped: the optimizer
+    state it also holds is never read into memory."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
         raise ValueError(f"{path} holds objects that cannot be loaded safely: {err}") from None
 
