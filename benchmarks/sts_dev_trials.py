@@ -1,0 +1,68 @@
+"""KorSTS recipe variants, each judged on KorSTS dev only (`--test_after_fit false`: the test split is not read).
+
+Each trial is `n2m fit --config recipes/korsts.yaml` plus the overrides below, in runs/trial-sts-<name>; its
+best dev Pearson goes to benchmarks/results/sts_dev_trials.json. A variant replaces the recipe only if it
+beats the recipe's own dev score (`recipe`, 0.8591 on 2026-11-29).
+
+    python benchmarks/sts_dev_trials.py recipe b16 ema-ad0 ad0   # about 25 minutes each on 2 CPU cores
+    python benchmarks/sts_dev_trials.py --collect                 # only read the trials already in runs/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _measure import machine, today  # noqa: E402
+
+EMA = {
+    "class_path": "lightning.pytorch.callbacks.EMAWeightAveraging",
+    "init_args": {"decay": 0.995, "update_starting_at_step": 180, "use_buffers": False},
+}
+NO_ATTENTION_DROPOUT = ["--model.backbone_config", json.dumps({"attention_probs_dropout_prob": 0.0})]
+TRIALS: dict[str, list[str]] = {
+    "recipe": [],
+    "b16": ["--data.batch_size", "16"],
+    "ad0": NO_ATTENTION_DROPOUT,
+    "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
+}
+
+
+def best_dev(root: Path) -> dict:
+    rows = []
+    for path in sorted(root.glob("logs/version_*/metrics.csv")):
+        with path.open(encoding="utf-8") as f:
+            rows += [r for r in csv.DictReader(f) if r.get("val/pearson")]
+    by_epoch = [round(float(r["val/pearson"]), 4) for r in rows]
+    return {"best_dev_pearson": max(by_epoch), "dev_pearson_by_epoch": by_epoch}
+
+
+def main(names: list[str], collect: bool) -> None:
+    out = ROOT / "benchmarks/results/sts_dev_trials.json"
+    results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    for name in names:
+        root = ROOT / f"runs/trial-sts-{name}"
+        if not collect:
+            args = ["fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
+                    str(root), "--trainer.enable_progress_bar", "false", *TRIALS[name]]  # fmt: skip
+            subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True)
+        results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": today()}
+        out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(name, results[name]["best_dev_pearson"], flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"trials to run, of {', '.join(TRIALS)} (default: all)")
+    parser.add_argument("--collect", action="store_true", help="read finished trials in runs/, train nothing")
+    args = parser.parse_args()
+    unknown = set(args.names) - set(TRIALS)
+    if unknown:
+        parser.error(f"unknown trials {sorted(unknown)}; known: {', '.join(TRIALS)}")
+    main(args.names or list(TRIALS), args.collect)
