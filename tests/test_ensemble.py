@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 import torch
 
-from n2m.ensemble import _score, fitted_weights
+from n2m.data.examples import Columns
+from n2m.ensemble import _score, _validation_targets, fitted_weights
+from n2m.errors import DataError
 
 
 def test_noise_member_gets_no_weight():
@@ -32,3 +37,14 @@ def test_classification_scores_accuracy():
     right = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     wrong = 1 - right
     assert fitted_weights([wrong, right], target, "classification") == [0.0, 1.0]
+
+
+def test_validation_file_with_an_unknown_class_names_file_line_and_column(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("text\tlabel\n좋다\tpos\n싫다\tneg\n그저 그렇다\tmeh\n", encoding="utf-8")
+    schema = SimpleNamespace(objective="classification", label_names=["neg", "pos"])
+    with pytest.raises(DataError, match=r"dev.tsv, line 4, column 'label': label 'meh' is not one of"):
+        _validation_targets(path, Columns(), schema)
+    path.write_text("text\tlabel\n좋다\tpos\n싫다\tneg\n", encoding="utf-8")
+    inputs, target = _validation_targets(path, Columns(), schema)
+    assert inputs == ["좋다", "싫다"] and target.tolist() == [1, 0]

@@ -57,8 +57,8 @@ class N2MCLI(LightningCLI):
         root = config.get("default_root_dir") or os.getcwd()
         callbacks = list(config.get("callbacks") or [])
         for callback in callbacks:
-            # Our encoders keep no running statistics; averaging their buffers as well made the test scored
-            # in-process disagree with the saved checkpoint (tests/test_cli.py), so that setting is refused.
+            # Our encoders keep no running statistics to average; averaging their buffers too (Lightning's
+            # default) made the in-process test disagree with the saved checkpoint when we tried it.
             if isinstance(callback, WeightAveraging) and callback._use_buffers:
                 raise ConfigError(f"{type(callback).__name__}: set `use_buffers: false` (n2m averages weights only)")
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
