@@ -156,30 +156,37 @@ def score_ensemble(members: list[Path], files: dict[str, str], out: Path, weight
     }
 
 
+def with_single(kind: str, files: dict[str, str], epochs: int, out: str, runs: dict[str, dict], weighting: str) -> dict:
+    """An ensemble of (b)'s single model (`<out>/../n2m`) and the members in `runs` (name → `run_n2m`'s result,
+    its model in `<out>/<name>/model`), scored once on test; its time is all members' training together."""
+    single = Path(out).parent / "n2m"
+    folders = [single / "model"] + [Path(out, name, "model") for name in runs]
+    members = list(runs.values())
+    first = json.loads(Path(single, "results.json").read_text())
+    wall = json.loads(Path(single, "train_time.json").read_text())["train_s"] + sum(r["wall_s"] for r in members)
+    train_pairs = len(read_korsts(Path(files["train"]), None))
+    return {
+        **score_ensemble(folders, files, Path(out, "ensemble"), weighting),
+        "samples_per_s": round(train_pairs * epochs * len(folders) / wall, 2),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in members]),  # members kept by resume too
+        "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
+        "members": len(folders),
+        "kind": kind,
+        "member_test_pearson": [first["test"]["test/pearson"]] + [r["pearson"] for r in members],
+    }
+
+
 def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
     """The recipe trained with seeds 1 … K-1 beside the single model (seed 0), all on the full training set;
     each keeps the epoch its dev score chose, and the ensemble weighs them by that score. With `resume`, a member
     already finished (`seed<k>/member.json`) is kept."""
-    runs = [
-        kept_or_run(Path(out, f"seed{seed}", "member.json"), resume,
-                    partial(run_n2m, files, epochs, f"{out}/seed{seed}", seed=seed))
+    runs = {
+        f"seed{seed}": kept_or_run(Path(out, f"seed{seed}", "member.json"), resume,
+                                   partial(run_n2m, files, epochs, f"{out}/seed{seed}", seed=seed))
         for seed in range(1, members)
-    ]  # fmt: skip
-    single = Path(out).parent / "n2m"
-    folders = [single / "model"] + [Path(out, f"seed{seed}", "model") for seed in range(1, members)]
-    first = json.loads(Path(single, "results.json").read_text())
-    wall = json.loads(Path(single, "train_time.json").read_text())["train_s"] + sum(r["wall_s"] for r in runs)
-    train_pairs = len(read_korsts(Path(files["train"]), None))
-    return {
-        **score_ensemble(folders, files, Path(out, "ensemble")),
-        "samples_per_s": round(train_pairs * epochs * members / wall, 2),
-        "wall_s": round(wall, 1),
-        "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in runs]),  # members kept by resume too
-        "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
-        "members": members,
-        "kind": "seeds",
-        "member_test_pearson": [first["test"]["test/pearson"]] + [r["pearson"] for r in runs],
-    }
+    }  # fmt: skip
+    return with_single("seeds", files, epochs, out, runs, "validation")
 
 
 def run_n2m_mix(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
@@ -189,21 +196,7 @@ def run_n2m_mix(files: dict[str, str], epochs: int, out: str, members: int, resu
         raise SystemExit("--ensemble-kind mix has two members: --ensemble 2")
     train_cross = partial(run_n2m, files, epochs, f"{out}/cross", recipe="recipes/korsts-cross.yaml")
     cross = kept_or_run(Path(out, "cross", "member.json"), resume, train_cross)
-    single = Path(out).parent / "n2m"
-    first = json.loads(Path(single, "results.json").read_text())
-    wall = json.loads(Path(single, "train_time.json").read_text())["train_s"] + cross["wall_s"]
-    folders = [single / "model", Path(out, "cross", "model")]
-    train_pairs = len(read_korsts(Path(files["train"]), None))
-    return {
-        **score_ensemble(folders, files, Path(out, "ensemble"), weighting="fit"),
-        "samples_per_s": round(train_pairs * epochs * members / wall, 2),
-        "wall_s": round(wall, 1),
-        "peak_rss_mb": max(peak_rss_mb(), cross["peak_rss_mb"]),
-        "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
-        "members": members,
-        "kind": "mix",
-        "member_test_pearson": [first["test"]["test/pearson"], cross["pearson"]],
-    }
+    return with_single("mix", files, epochs, out, {"cross": cross}, "fit")
 
 
 def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
