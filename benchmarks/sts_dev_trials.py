@@ -30,6 +30,7 @@ TRIALS: dict[str, list[str]] = {
     "recipe": [],
     "b16": ["--data.batch_size", "16"],
     "ad0": NO_ATTENTION_DROPOUT,
+    "ema": ["--trainer.callbacks+", json.dumps(EMA)],
     "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
 }
 
