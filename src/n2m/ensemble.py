@@ -19,8 +19,7 @@ from typing import Any, Literal
 
 import torch
 
-from n2m.data.examples import Columns, SequenceExample, load_sequence_examples
-from n2m.errors import DataError
+from n2m.data.examples import Columns, check_known_labels, load_sequence_examples
 from n2m.outputs import Prediction, decode_outputs
 from n2m.predictor import Input, Predictor, SequencePredictor
 from n2m.schema import SCHEMA_FILE, read_info
@@ -114,18 +113,13 @@ def _validation_targets(path: str | Path, columns: Columns, schema: Any) -> tupl
     inputs: list[Input] = [(e.text, e.text_pair) if e.text_pair is not None else e.text for e in examples]
     if schema.objective == "regression":
         return inputs, torch.tensor([float(e.label) for e in examples])
+    check_known_labels(examples, schema.label_names, path, schema.objective, columns.label)
     index = {name: i for i, name in enumerate(schema.label_names)}
-
-    def known(e: SequenceExample, name: str) -> int:
-        if name not in index:
-            raise DataError(f"label {name!r} is not one of the model's classes", path, e.line, columns.label)
-        return index[name]
-
     if schema.objective == "classification":
-        return inputs, torch.tensor([known(e, e.label) for e in examples])
+        return inputs, torch.tensor([index[e.label] for e in examples])
     target = torch.zeros(len(examples), len(index))
     for row, e in enumerate(examples):
-        target[row, [known(e, name) for name in e.label]] = 1.0
+        target[row, [index[name] for name in e.label]] = 1.0
     return inputs, target
 
 
