@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 
 from n2m.data.datamodule import TextDataModule
 from n2m.data.examples import Columns
@@ -234,6 +235,34 @@ def test_init_from_keeps_encoder_and_renews_head(tiny_backbone, kornli_slice, ko
     b = sts.model.encoder.encoder.layer[1].output.dense.weight
     assert torch.equal(a, b)
     assert sts.model.head.weight.shape == (1, 32)
+
+
+def test_init_from_matches_embeddings_by_piece_across_vocabularies(tiny_backbone, kornli_slice, tmp_path):
+    """Two vocabulary-trimmed backbones number their pieces differently: each piece takes the source's row for
+    it, and a piece the source lacks keeps the target's own."""
+    nli, nli_data = make(tiny_backbone, kornli_slice, NLI, "classification", "bi")
+    trainer = quick_trainer(tmp_path, max_steps=2)
+    trainer.fit(nli, nli_data)
+    trainer.save_checkpoint(tmp_path / "nli.ckpt")
+
+    vocab = AutoTokenizer.from_pretrained(tiny_backbone).get_vocab()
+    pieces = sorted(vocab, key=vocab.get)
+    ours = pieces[:104] + pieces[:103:-1][:2000] + ["zzqq"]  # special pieces first, then reversed, then a new one
+    target = tmp_path / "target"
+    BertTokenizer(vocab={piece: i for i, piece in enumerate(ours)}).save_pretrained(target)
+    config = BertConfig.from_pretrained(tiny_backbone, vocab_size=len(ours))
+    torch.manual_seed(1)
+    BertModel(config, add_pooling_layer=False).save_pretrained(target)
+
+    sts = SequenceTask(
+        backbone=tiny_backbone, backbone_dir=str(target), pair_encoding="bi", init_from=str(tmp_path / "nli.ckpt")
+    )
+    source_rows = nli.model.encoder.get_input_embeddings().weight
+    rows = sts.model.encoder.get_input_embeddings().weight
+    for piece in ("[CLS]", pieces[-1500], pieces[-1]):
+        assert torch.equal(rows[ours.index(piece)], source_rows[vocab[piece]])
+    own_rows = BertModel.from_pretrained(target).get_input_embeddings().weight
+    assert torch.equal(rows[-1], own_rows[-1])
 
 
 def test_predictor_rejects_bad_inputs(tiny_backbone, korsts_slice, tmp_path):

@@ -8,13 +8,16 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from safetensors.torch import load_file
 from transformers import (
+    PreTrainedModel,
     get_constant_schedule_with_warmup,
     get_cosine_schedule_with_warmup,
     get_linear_schedule_with_warmup,
 )
+
+from n2m.backbones import BackboneError, resolve_backbone
 
 Schedule = Literal["linear", "cosine", "constant"]
 _SCHEDULES = {
@@ -33,6 +36,34 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path / "model.safetensors"))
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+def vocabulary(folder: str | Path | None) -> dict[str, int] | None:
+    """Piece → row of a backbone or exported folder's tokenizer; None where there is none to read."""
+    if not folder or not Path(folder, "tokenizer_config.json").is_file():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder)).get_vocab()
+
+
+def backbone_folder(hparams: Any) -> str | None:
+    """The folder a task's backbone was loaded from: the data's (trimmed) copy, else the named backbone's."""
+    if hparams.get("backbone_dir"):
+        return hparams["backbone_dir"]
+    try:
+        return str(resolve_backbone(hparams["backbone"]))
+    except (KeyError, BackboneError):
+        return None
+
+
+def source_vocabulary(path: str | Path) -> dict[str, int] | None:
+    """The vocabulary `load_weights(path)`'s rows follow: an exported folder's own, or that of the backbone folder
+    a checkpoint was trained from (a vocabulary-trimmed one is cached under n2m's home)."""
+    if Path(path).is_dir():
+        return vocabulary(path)
+    hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
+    return vocabulary(backbone_folder(hparams))
 
 
 class BaseTask(L.LightningModule):
@@ -62,10 +93,34 @@ class BaseTask(L.LightningModule):
             return
         own = self.model.state_dict()
         weights = load_weights(source)
+        self._align_vocabulary(weights, source)
         fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
         self.model.load_state_dict(fitting, strict=False)
         skipped = sorted(set(weights) - set(fitting))
         rank_zero_info(f"init_from {source}: loaded {len(fitting)} tensors, kept new: {skipped or 'none'}")
+
+    def _align_vocabulary(self, weights: dict[str, torch.Tensor], source: str) -> None:
+        """Two vocabulary-trimmed models (KorNLI's pieces, then KorSTS's) number their pieces differently: give
+        each of our pieces the source's row for the same piece, and keep our own row for pieces it lacks."""
+        encoder = getattr(self.model, "encoder", None)
+        if not isinstance(encoder, PreTrainedModel):
+            return
+        embeddings = encoder.get_input_embeddings().weight
+        key = next((k for k, v in self.model.named_parameters() if v is embeddings), None)
+        if key not in weights:
+            return
+        theirs, ours = source_vocabulary(source), vocabulary(backbone_folder(self.hparams))
+        if theirs is None or ours is None:
+            if weights[key].shape != embeddings.shape:
+                rank_zero_warn(f"init_from {source}: its vocabulary cannot be read, so the input embeddings stay ours")
+            return
+        if theirs == ours:
+            return
+        pairs = torch.tensor([(i, theirs[piece]) for piece, i in ours.items() if piece in theirs]).reshape(-1, 2)
+        rows = embeddings.detach().clone()
+        rows[pairs[:, 0]] = weights[key][pairs[:, 1]].to(rows.dtype)
+        weights[key] = rows
+        rank_zero_info(f"init_from {source}: {len(pairs)} of our {len(ours)} vocabulary pieces take its embeddings")
 
     def _layer_depth(self, name: str, num_layers: int) -> int:
         """0 for embeddings, i + 1 for transformer layer i, num_layers + 1 for everything above."""
