@@ -20,13 +20,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, peak_rss_mb, run_child, today, train_timer_arg, write_results  # noqa: E402
 
 
-def run_setting(threshold_mb: int | None, batches: int, out: str) -> dict:
+def run_setting(threshold_mb: float, batches: int, out: str) -> dict:
     import n2m.cli
-    from n2m.allocator import fix_mmap_threshold
 
-    # the fit command fixes the threshold itself; for each setting, replace that call with this setting's
-    n2m.cli.fix_mmap_threshold = lambda: threshold_mb is not None and fix_mmap_threshold(threshold_mb << 20)
-    n2m.cli.main(["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--trainer.max_epochs", "1",
+    n2m.cli.main(["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--mmap_threshold_mb", str(threshold_mb),
+                  "--trainer.max_epochs", "1",
                   "--trainer.limit_train_batches", str(batches), "--trainer.limit_val_batches", "3",
                   "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false",
                   "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false",
@@ -38,18 +36,18 @@ def run_setting(threshold_mb: int | None, batches: int, out: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
-    parser.add_argument("--thresholds-mb", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--thresholds-mb", type=float, nargs="+", default=[1, 4])
     parser.add_argument("--out", default=str(ROOT / "runs/bench-mmap"))
     parser.add_argument("--child", help="a threshold in MB, or 'dynamic'")
     parser.add_argument("--config-json")
     args = parser.parse_args()
     if args.child:
         config = json.loads(args.config_json)
-        threshold = None if args.child == "dynamic" else int(args.child)
+        threshold = 0.0 if args.child == "dynamic" else float(args.child)
         print(json.dumps(run_setting(threshold, config["batches"], f"{config['out']}/{args.child}")))
         return
 
-    settings = ["dynamic"] + [str(mb) for mb in args.thresholds_mb]
+    settings = ["dynamic"] + [f"{mb:g}" for mb in args.thresholds_mb]
     results: dict = {"machine": machine(), "date": today(), "batches": args.batches, "settings": {}}
     for setting in settings:
         print(f"running {setting} …", flush=True)

@@ -5,6 +5,7 @@ best dev Pearson goes to benchmarks/results/sts_dev_trials.json. A variant repla
 beats the recipe's own dev score (`recipe`, 0.8591 on 2026-11-29).
 
     python benchmarks/sts_dev_trials.py recipe b16 ema-ad0 ad0   # about 25 minutes each on 2 CPU cores
+    python benchmarks/sts_dev_trials.py nli     # KorNLI first (recipes/kornli-bi.yaml, ~30 more minutes)
     python benchmarks/sts_dev_trials.py --collect                 # only read the trials already in runs/
 """
 
@@ -13,25 +14,50 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, today  # noqa: E402
+from _measure import machine, today, train_timer_arg  # noqa: E402
 
 EMA = {
     "class_path": "lightning.pytorch.callbacks.EMAWeightAveraging",
     "init_args": {"decay": 0.995, "update_starting_at_step": 180, "use_buffers": False},
 }
 NO_ATTENTION_DROPOUT = ["--model.backbone_config", json.dumps({"attention_probs_dropout_prob": 0.0})]
-TRIALS: dict[str, list[str]] = {
+NLI_STAGE = ROOT / "runs/kornli-bi"
+
+
+def n2m(*args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "benchmarks")}  # for `_measure.TrainTimer`
+    subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True, env=env)
+
+
+def nli_stage() -> list[str]:
+    """The `nli` trial's first stage: recipes/kornli-bi.yaml (KorNLI as a bi-encoder) trained into runs/kornli-bi,
+    resumed from its last checkpoint if one is there, and its best checkpoint exported; KorSTS starts from that.
+    Its training time and peak RSS go to runs/kornli-bi/train_time.json (`sts_vs_hf.py --first-stage` adds them)."""
+    model = NLI_STAGE / "model"
+    if not model.is_dir():
+        resume = ["--ckpt_path", "last"] if (NLI_STAGE / "checkpoints/last.ckpt").is_file() else []
+        n2m("fit", "--config", "recipes/kornli-bi.yaml", "--trainer.enable_progress_bar", "false", *resume,
+            "--trainer.callbacks+", train_timer_arg(NLI_STAGE / "train_time.json"))  # fmt: skip
+        (best,) = NLI_STAGE.glob("checkpoints/best-*.ckpt")
+        n2m("export", str(best), str(model))
+    return ["--model.init_from", str(model.relative_to(ROOT))]
+
+
+TRIALS: dict[str, list[str] | Callable[[], list[str]]] = {
     "recipe": [],
     "b16": ["--data.batch_size", "16"],
     "ad0": NO_ATTENTION_DROPOUT,
     "ema": ["--trainer.callbacks+", json.dumps(EMA)],
     "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
+    "nli": nli_stage,
 }
 
 
@@ -49,11 +75,12 @@ def main(names: list[str], collect: bool) -> None:
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     for name in names:
         root = ROOT / f"runs/trial-sts-{name}"
+        trial = TRIALS[name]
+        overrides = trial() if callable(trial) else trial
         if not collect:
-            args = ["fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
-                    str(root), "--trainer.enable_progress_bar", "false", *TRIALS[name]]  # fmt: skip
-            subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True)
-        results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": today()}
+            n2m("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
+                str(root), "--trainer.enable_progress_bar", "false", *overrides)  # fmt: skip
+        results[name] = {"overrides": overrides, **best_dev(root), "machine": machine(), "date": today()}
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(name, results[name]["best_dev_pearson"], flush=True)
 

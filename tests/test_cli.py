@@ -140,6 +140,15 @@ def test_last_checkpoint_follows_every_epoch(tiny_backbone, korsts_slice, tmp_pa
     assert [p.name for p in (root / "checkpoints").glob("best-*")] == ["best-epoch=0-step=8.ckpt"]
 
 
+@pytest.mark.parametrize(("threshold_mb", "fixed"), [("1.5", [3 << 19]), ("0", [])])
+def test_mmap_threshold_is_a_fit_option(tiny_backbone, korsts_slice, tmp_path, monkeypatch, threshold_mb, fixed):
+    calls: list[int] = []
+    monkeypatch.setattr("n2m.cli.fix_mmap_threshold", calls.append)
+    extra = ["--mmap_threshold_mb", threshold_mb, "--trainer.limit_train_batches", "1", "--test_after_fit", "false"]
+    main(["fit", *sts_args(tiny_backbone, korsts_slice, tmp_path / "run", *extra)])
+    assert calls == fixed  # 0 leaves glibc's own dynamic threshold alone
+
+
 def test_bad_data_fails_before_training(tiny_backbone, korsts_slice, tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     lines = korsts_slice["train"].read_text(encoding="utf-8").splitlines()

@@ -51,6 +51,13 @@ class N2MCLI(LightningCLI):
             default=True,
             help="fit: score the best checkpoint (chosen on validation) on the test split once, at the end",
         )
+        parser.add_argument(
+            "--mmap_threshold_mb",
+            type=float,
+            default=4.0,
+            help="fit: tensors of this size or more are mmapped and go back to the OS when freed; lower: less peak "
+            "memory, slower steps; 0: glibc's own dynamic threshold (see n2m.allocator)",
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
@@ -70,7 +77,9 @@ class N2MCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._fit_started = time.time()
-        fix_mmap_threshold()  # activations freed every step go back to the OS (see n2m.allocator)
+        threshold_mb = self._get(self.config, "mmap_threshold_mb")
+        if threshold_mb:  # activations freed every step go back to the OS (see n2m.allocator)
+            fix_mmap_threshold(int(threshold_mb * (1 << 20)))
 
     def after_fit(self) -> None:
         """The test split is scored once, with the checkpoint validation chose, and written down."""
