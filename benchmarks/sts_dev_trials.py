@@ -40,7 +40,7 @@ def n2m(*args: str) -> None:
 def nli_stage() -> list[str]:
     """The `nli` trial's first stage: recipes/kornli-bi.yaml (KorNLI as a bi-encoder) trained into runs/kornli-bi,
     resumed from its last checkpoint if one is there, and its best checkpoint exported; KorSTS starts from that.
-    Its training time and peak RSS go to runs/kornli-bi/train_time.json (`sts_vs_hf.py --first-stage` adds them)."""
+    Its training time and peak RSS go to runs/kornli-bi/train_time.json."""
     model = NLI_STAGE / "model"
     if not model.is_dir():
         resume = ["--ckpt_path", "last"] if (NLI_STAGE / "checkpoints/last.ckpt").is_file() else []

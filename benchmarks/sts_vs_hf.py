@@ -106,35 +106,7 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
     }
 
 
-def first_stage(recipe: str) -> dict:
-    """The first stage `--first-stage RECIPE` names, trained beforehand into the recipe's `default_root_dir` with a
-    `TrainTimer` and exported to `<root>/model` (`python benchmarks/sts_dev_trials.py nli` does both, alone on the
-    same machine): that model, its training pairs × epochs, training seconds and peak RSS."""
-    import yaml
-
-    config = yaml.safe_load((ROOT / recipe).read_text(encoding="utf-8"))
-    root = ROOT / config["trainer"]["default_root_dir"]
-    timer = json.loads((root / "train_time.json").read_text(encoding="utf-8"))
-    rows = len(read_korsts(ROOT / config["data"]["train"], None))
-    return {
-        "recipe": recipe,
-        "model": str(root / "model"),
-        "pairs": rows * config["trainer"]["max_epochs"],
-        "train_s": round(timer["train_s"], 1),
-        "peak_rss_mb": timer["peak_rss_mb_after_training"],
-    }
-
-
-def run_n2m(
-    files: dict[str, str],
-    epochs: int,
-    out: str,
-    seed: int = 0,
-    recipe: str = "recipes/korsts.yaml",
-    first_stage: dict | None = None,
-) -> dict:
-    """`n2m fit` with `recipe`; with `first_stage` (`{"model": exported folder, "pairs": training pairs × epochs,
-    "train_s": …, "peak_rss_mb": …}`), started from that model, and the stage's time and memory counted in."""
+def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0, recipe: str = "recipes/korsts.yaml") -> dict:
     from n2m.cli import main
     from n2m.export import export_checkpoint
 
@@ -143,25 +115,20 @@ def run_n2m(
             "--seed_everything", str(seed), "--trainer.default_root_dir", out,
             "--trainer.enable_progress_bar", "false",
             "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json"))]  # fmt: skip
-    stage = first_stage or {"pairs": 0, "train_s": 0.0, "peak_rss_mb": 0.0}
-    if first_stage:
-        args += ["--model.init_from", first_stage["model"]]
     main(args)
     report = json.loads(Path(out, "results.json").read_text())
     timer = json.loads(Path(out, "train_time.json").read_text())
-    train_s = timer["train_s"] + stage["train_s"]
+    train_s = timer["train_s"]
     model = export_checkpoint(report["best_checkpoint"], Path(out, "model"))
-    train_pairs = len(read_korsts(Path(files["train"]), None)) * epochs + stage["pairs"]
+    train_pairs = len(read_korsts(Path(files["train"]), None))
     return {
         "pearson": report["test"]["test/pearson"],
         "spearman": report["test"]["test/spearman"],
-        "samples_per_s": round(train_pairs / train_s, 2),
-        "train_pairs": train_pairs,
+        "samples_per_s": round(train_pairs * epochs / train_s, 2),
         "wall_s": round(train_s, 1),
         "fit_wall_s": report["fit_wall_s"],
-        "peak_rss_mb": max(peak_rss_mb(), stage["peak_rss_mb"]),
+        "peak_rss_mb": peak_rss_mb(),
         "peak_rss_mb_after_training": timer["peak_rss_mb_after_training"],
-        **({"first_stage": first_stage} if first_stage else {}),
         "checkpoint_mb": size_mb(model / "model.safetensors"),
         "best_epoch_by_dev": int(report["best_checkpoint"].split("epoch=")[-1].split("-")[0]) + 1,
         "val_pearson": report["best_val"]["val/pearson"],
@@ -196,11 +163,11 @@ def with_single(kind: str, files: dict[str, str], epochs: int, out: str, runs: d
     folders = [Path(out).parent / "n2m/model"] + [Path(out, name, "model") for name in runs]
     single = json.loads(Path(out).parent.joinpath("n2m.result.json").read_text(encoding="utf-8"))
     members = [single, *runs.values()]
-    korsts_pairs = len(read_korsts(Path(files["train"]), None)) * epochs  # for results that predate `train_pairs`
+    train_pairs = len(read_korsts(Path(files["train"]), None))
     wall = sum(r["wall_s"] for r in members)
     return {
         **score_ensemble(folders, files, Path(out, "ensemble"), weighting),
-        "samples_per_s": round(sum(r.get("train_pairs", korsts_pairs) for r in members) / wall, 2),
+        "samples_per_s": round(train_pairs * epochs * len(members) / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in members]),  # members kept by resume too
         "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
@@ -286,8 +253,6 @@ def main() -> None:
     parser.add_argument("--ensemble-kind", choices=["mix", "seeds", "kfold"], default="mix",
                         help="mix: the single bi-encoder + a cross-encoder (K = 2), weights fitted on dev; "
                         "seeds: the single model + K-1 more seeds on all of train; kfold: K folds")  # fmt: skip
-    parser.add_argument("--first-stage", help="a recipe (recipes/kornli-bi.yaml) whose model, trained beforehand, "
-                        "n2m starts from; its training time and memory are counted in (see `first_stage`)")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
     parser.add_argument("--resume", action="store_true", help="keep a system whose result is already in --out")
     parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
@@ -301,8 +266,6 @@ def main() -> None:
             extra = {"members": config["members"], "resume": config["resume"]}
         else:
             runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}
-            if args.child == "n2m" and config.get("first_stage"):
-                extra = {"first_stage": first_stage(config["first_stage"])}
         print(json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra)))
         return
 
@@ -318,7 +281,7 @@ def main() -> None:
     else:
         files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
     config = {"files": files, "epochs": epochs, "out": str(out), "members": args.ensemble,
-              "ensemble_kind": args.ensemble_kind, "resume": args.resume, "first_stage": args.first_stage}  # fmt: skip
+              "ensemble_kind": args.ensemble_kind, "resume": args.resume}  # fmt: skip
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
                      "epochs": epochs, "data": files}  # fmt: skip
     for system in ("hf", "n2m") + (("n2m_ensemble",) if args.ensemble else ()):
