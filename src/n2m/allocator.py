@@ -21,9 +21,9 @@ _ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc's own setting: a user who sets it keeps
 def fix_mmap_threshold(threshold_bytes: int = 4 << 20) -> bool:
     """Serve allocations of `threshold_bytes` or more by mmap for the rest of the process. A no-op (False) off
     glibc, or where the user set `MALLOC_MMAP_THRESHOLD_` themselves. Each mmap costs page faults, so a lower
-    threshold trades speed for memory: in 40 batches of KorSTS training (e5-small, batch 32, 2 CPU cores), 1 MB
-    gave peak RSS ×0.79 and training time ×1.16 against glibc's default, 2 MB ×0.86 and ×1.09, 4 MB ×0.92 and ×1.04
-    (`python benchmarks/mmap_threshold.py --batches 40 --thresholds-mb 1 2 4`, benchmarks/results/mmap_threshold.json).
+    threshold trades speed for memory: in 40 batches of KorSTS training (e5-small, batch 32, 2 CPU cores), against
+    4 MB, 2 MB gave peak RSS ×0.93 for ×1.01 the time and 1.5 MB ×0.89 for ×1.09 (`python benchmarks/mmap_threshold.py
+    --batches 40 --thresholds-mb 1.5 2 4`; times vary by ±10% from run to run on that shared machine).
     `n2m fit --mmap_threshold_mb` sets it (4 by default)."""
     if not sys.platform.startswith("linux") or _ENV in os.environ:
         return False
