@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from safetensors.torch import load_file
 from transformers import (
+    AutoTokenizer,
     PreTrainedModel,
     get_constant_schedule_with_warmup,
     get_cosine_schedule_with_warmup,
@@ -42,8 +43,6 @@ def vocabulary(folder: str | Path | None) -> dict[str, int] | None:
     """Piece → row of a backbone or exported folder's tokenizer; None where there is none to read."""
     if not folder or not Path(folder, "tokenizer_config.json").is_file():
         return None
-    from transformers import AutoTokenizer
-
     return AutoTokenizer.from_pretrained(str(folder)).get_vocab()
 
 
