@@ -37,28 +37,28 @@ def n2m(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True, env=env)
 
 
-def nli_stage() -> list[str]:
+def nli_stage() -> None:
     """The `nli` trial's first stage: recipes/kornli-bi.yaml (KorNLI as a bi-encoder) trained into runs/kornli-bi,
     resumed from its last checkpoint if one is there, and its best checkpoint exported; KorSTS starts from that.
     Its training time and peak RSS go to runs/kornli-bi/train_time.json."""
-    model = NLI_STAGE / "model"
-    if not model.is_dir():
-        resume = ["--ckpt_path", "last"] if (NLI_STAGE / "checkpoints/last.ckpt").is_file() else []
-        n2m("fit", "--config", "recipes/kornli-bi.yaml", "--trainer.enable_progress_bar", "false", *resume,
-            "--trainer.callbacks+", train_timer_arg(NLI_STAGE / "train_time.json"))  # fmt: skip
-        (best,) = NLI_STAGE.glob("checkpoints/best-*.ckpt")
-        n2m("export", str(best), str(model))
-    return ["--model.init_from", str(model.relative_to(ROOT))]
+    if (NLI_STAGE / "model").is_dir():
+        return
+    resume = ["--ckpt_path", "last"] if (NLI_STAGE / "checkpoints/last.ckpt").is_file() else []
+    n2m("fit", "--config", "recipes/kornli-bi.yaml", "--trainer.enable_progress_bar", "false", *resume,
+        "--trainer.callbacks+", train_timer_arg(NLI_STAGE / "train_time.json"))  # fmt: skip
+    (best,) = NLI_STAGE.glob("checkpoints/best-*.ckpt")
+    n2m("export", str(best), str(NLI_STAGE / "model"))
 
 
-TRIALS: dict[str, list[str] | Callable[[], list[str]]] = {
+TRIALS: dict[str, list[str]] = {
     "recipe": [],
     "b16": ["--data.batch_size", "16"],
     "ad0": NO_ATTENTION_DROPOUT,
     "ema": ["--trainer.callbacks+", json.dumps(EMA)],
     "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
-    "nli": nli_stage,
+    "nli": ["--model.init_from", str((NLI_STAGE / "model").relative_to(ROOT))],
 }
+FIRST_STAGES: dict[str, Callable[[], None]] = {"nli": nli_stage}  # run before the trial itself
 
 
 def best_dev(root: Path) -> dict:
@@ -75,12 +75,11 @@ def main(names: list[str], collect: bool) -> None:
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     for name in names:
         root = ROOT / f"runs/trial-sts-{name}"
-        trial = TRIALS[name]
-        overrides = trial() if callable(trial) else trial
         if not collect:
+            FIRST_STAGES.get(name, lambda: None)()
             n2m("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
-                str(root), "--trainer.enable_progress_bar", "false", *overrides)  # fmt: skip
-        results[name] = {"overrides": overrides, **best_dev(root), "machine": machine(), "date": today()}
+                str(root), "--trainer.enable_progress_bar", "false", *TRIALS[name])  # fmt: skip
+        results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": today()}
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(name, results[name]["best_dev_pearson"], flush=True)
 
