@@ -58,16 +58,33 @@ TRIALS: dict[str, list[str]] = {
     "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
     "nli": ["--model.init_from", str((NLI_STAGE / "model").relative_to(ROOT))],
 }
-FIRST_STAGES: dict[str, Callable[[], None]] = {"nli": nli_stage}  # run before the trial itself
+# trials that start from another run: how to make it, and where it lands (its figures go beside the trial's)
+FIRST_STAGES: dict[str, tuple[Callable[[], None], Path]] = {"nli": (nli_stage, NLI_STAGE)}
 
 
-def best_dev(root: Path) -> dict:
+def by_epoch(root: Path, metric: str) -> list[float]:
+    """`metric` after each validation of the run in `root` (all its logged versions, in order)."""
     rows = []
     for path in sorted(root.glob("logs/version_*/metrics.csv")):
         with path.open(encoding="utf-8") as f:
-            rows += [r for r in csv.DictReader(f) if r.get("val/pearson")]
-    by_epoch = [round(float(r["val/pearson"]), 4) for r in rows]
-    return {"best_dev_pearson": max(by_epoch), "dev_pearson_by_epoch": by_epoch}
+            rows += [r for r in csv.DictReader(f) if r.get(metric)]
+    return [round(float(r[metric]), 4) for r in rows]
+
+
+def best_dev(root: Path) -> dict:
+    pearson = by_epoch(root, "val/pearson")
+    return {"best_dev_pearson": max(pearson), "dev_pearson_by_epoch": pearson}
+
+
+def stage_figures(root: Path) -> dict:
+    """A first stage's validation accuracy by epoch, training seconds and peak RSS (its `TrainTimer`)."""
+    timer = json.loads((root / "train_time.json").read_text(encoding="utf-8"))
+    return {
+        "run": str(root.relative_to(ROOT)),
+        "val_accuracy_by_epoch": by_epoch(root, "val/accuracy"),
+        "train_s": round(timer["train_s"], 1),
+        "peak_rss_mb": timer["peak_rss_mb_after_training"],
+    }
 
 
 def main(names: list[str], collect: bool) -> None:
@@ -75,11 +92,17 @@ def main(names: list[str], collect: bool) -> None:
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     for name in names:
         root = ROOT / f"runs/trial-sts-{name}"
+        make_stage, stage_root = FIRST_STAGES.get(name, (None, None))
         if not collect:
-            FIRST_STAGES.get(name, lambda: None)()
+            if make_stage:
+                make_stage()
             n2m("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
                 str(root), "--trainer.enable_progress_bar", "false", *TRIALS[name])  # fmt: skip
-        results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": today()}
+        # --collect keeps the date a trial was measured on
+        date = results.get(name, {}).get("date", today()) if collect else today()
+        results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": date}
+        if stage_root:
+            results[name]["first_stage"] = stage_figures(stage_root)
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(name, results[name]["best_dev_pearson"], flush=True)
 

@@ -23,7 +23,7 @@ def fix_mmap_threshold(threshold_bytes: int = 4 << 20) -> bool:
     glibc, or where the user set `MALLOC_MMAP_THRESHOLD_` themselves. Each mmap costs page faults, so a lower
     threshold trades speed for memory: in 40 batches of KorSTS training (e5-small, batch 32, 2 CPU cores), against
     4 MB, 2 MB gave peak RSS ×0.93 for ×1.01 the time and 1.5 MB ×0.89 for ×1.09 (`python benchmarks/mmap_threshold.py
-    --batches 40 --thresholds-mb 1.5 2 4`; times vary by ±10% from run to run on that shared machine).
+    --batches 40 --thresholds-mb 1.5 2 4`; on that shared machine, times drift by up to 14% between runs).
     `n2m fit --mmap_threshold_mb` sets it (4 by default)."""
     if not sys.platform.startswith("linux") or _ENV in os.environ:
         return False

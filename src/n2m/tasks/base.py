@@ -30,39 +30,31 @@ _LAYER = re.compile(r"\.layers?\.(\d+)\.")
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights from a Lightning checkpoint (no pickle beyond tensors) or an exported n2m folder."""
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """Weights from a Lightning checkpoint (no pickle beyond tensors) or an exported n2m folder, and the folder
+    whose tokenizer their vocabulary rows follow: the export itself, or the backbone a checkpoint was trained from
+    (a vocabulary-trimmed one is cached under n2m's home); None where that folder is gone."""
     path = Path(path)
     if path.is_dir():
-        return load_file(str(path / "model.safetensors"))
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
-    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-
-
-def vocabulary(folder: str | Path | None) -> dict[str, int] | None:
-    """Piece → row of a backbone or exported folder's tokenizer; None where there is none to read."""
-    if not folder or not Path(folder, "tokenizer_config.json").is_file():
-        return None
-    return AutoTokenizer.from_pretrained(str(folder)).get_vocab()
+        return load_file(str(path / "model.safetensors")), str(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    weights = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    return weights, backbone_folder(checkpoint.get("hyper_parameters", {}))
 
 
 def backbone_folder(hparams: Any) -> str | None:
-    """The folder a task's backbone was loaded from: the data's (trimmed) copy, else the named backbone's."""
-    if hparams.get("backbone_dir"):
-        return hparams["backbone_dir"]
+    """The folder a task's backbone was loaded from (the data's trimmed copy, else the named backbone), or None."""
     try:
-        return str(resolve_backbone(hparams["backbone"]))
+        return str(resolve_backbone(hparams.get("backbone_dir") or hparams["backbone"]))
     except (KeyError, BackboneError):
         return None
 
 
-def source_vocabulary(path: str | Path) -> dict[str, int] | None:
-    """The vocabulary `load_weights(path)`'s rows follow: an exported folder's own, or that of the backbone folder
-    a checkpoint was trained from (a vocabulary-trimmed one is cached under n2m's home)."""
-    if Path(path).is_dir():
-        return vocabulary(path)
-    hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
-    return vocabulary(backbone_folder(hparams))
+def vocabulary(folder: str | None) -> dict[str, int] | None:
+    """Piece → row of a folder's tokenizer; None where there is none to read."""
+    if not folder or not Path(folder, "tokenizer_config.json").is_file():
+        return None
+    return AutoTokenizer.from_pretrained(folder).get_vocab()
 
 
 class BaseTask(L.LightningModule):
@@ -91,14 +83,14 @@ class BaseTask(L.LightningModule):
         if not source:
             return
         own = self.model.state_dict()
-        weights = load_weights(source)
-        self._align_vocabulary(weights, source)
+        weights, their_folder = load_weights(source)
+        self._align_vocabulary(weights, their_folder, source)
         fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
         self.model.load_state_dict(fitting, strict=False)
         skipped = sorted(set(weights) - set(fitting))
         rank_zero_info(f"init_from {source}: loaded {len(fitting)} tensors, kept new: {skipped or 'none'}")
 
-    def _align_vocabulary(self, weights: dict[str, torch.Tensor], source: str) -> None:
+    def _align_vocabulary(self, weights: dict[str, torch.Tensor], their_folder: str | None, source: str) -> None:
         """Two vocabulary-trimmed models (KorNLI's pieces, then KorSTS's) number their pieces differently: give
         each of our pieces the source's row for the same piece, and keep our own row for pieces it lacks."""
         encoder = getattr(self.model, "encoder", None)
@@ -108,14 +100,15 @@ class BaseTask(L.LightningModule):
         key = next((k for k, v in self.model.named_parameters() if v is embeddings), None)
         if key not in weights:
             return
-        theirs, ours = source_vocabulary(source), vocabulary(backbone_folder(self.hparams))
+        theirs, ours = vocabulary(their_folder), vocabulary(backbone_folder(self.hparams))
         if theirs is None or ours is None:
             if weights[key].shape != embeddings.shape:
                 rank_zero_warn(f"init_from {source}: its vocabulary cannot be read, so the input embeddings stay ours")
             return
         if theirs == ours:
             return
-        pairs = torch.tensor([(i, theirs[piece]) for piece, i in ours.items() if piece in theirs]).reshape(-1, 2)
+        shared = [(i, theirs[piece]) for piece, i in ours.items() if piece in theirs]
+        pairs = torch.tensor(shared, dtype=torch.long).reshape(-1, 2)  # (0, 2) when nothing is shared
         rows = embeddings.detach().clone()
         rows[pairs[:, 0]] = weights[key][pairs[:, 1]].to(rows.dtype)
         weights[key] = rows
