@@ -17,9 +17,16 @@ from n2m.provenance import machine_description as machine
 from n2m.provenance import today
 
 __all__ = [
-    "TrainTimer", "kept_or_run", "machine", "peak_rss_mb", "run_child", "run_or_resume", "size_mb", "today",
-    "write_results",
+    "ACCELERATOR_ARGS", "TrainTimer", "kept_or_run", "machine", "peak_gpu_mb", "peak_rss_mb", "run_child",
+    "run_or_resume", "size_mb", "today", "write_results",
 ]  # fmt: skip
+
+# `n2m fit` arguments for where a benchmark trains: the CPU in fp32, or one GPU in bf16 autocast (what the HF
+# side's `bf16=True` does)
+ACCELERATOR_ARGS: dict[str, list[str]] = {
+    "cpu": [],
+    "gpu": ["--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.precision", "bf16-mixed"],
+}
 
 
 def peak_rss_mb() -> float:
@@ -30,6 +37,14 @@ def peak_rss_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def peak_gpu_mb() -> float | None:
+    """This process's peak GPU memory held by tensors (`torch.cuda.max_memory_allocated`), in MB; None without
+    a GPU."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
 
 
 def size_mb(path: str | Path) -> float:

@@ -7,6 +7,10 @@ beats the recipe's own dev score (`recipe`, 0.8591 on 2026-11-29).
     python benchmarks/sts_dev_trials.py recipe b16 ema-ad0 ad0   # about 25 minutes each on 2 CPU cores
     python benchmarks/sts_dev_trials.py nli     # KorNLI first (recipes/kornli-bi.yaml, ~30 more minutes)
     python benchmarks/sts_dev_trials.py --collect                 # only read the trials already in runs/
+
+`--accelerator gpu` runs the trials on one GPU in bf16 autocast (runs/trial-sts-gpu-<name>), into
+sts_dev_trials.gpu.json: a quick screen of many variants, whose winners are then checked here on the CPU.
+`--deadline` (seconds) starts no trial after that long.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, today, train_timer_arg  # noqa: E402
+from _measure import ACCELERATOR_ARGS, machine, today, train_timer_arg  # noqa: E402
 
 EMA = {
     "class_path": "lightning.pytorch.callbacks.EMAWeightAveraging",
@@ -33,7 +38,8 @@ NLI_STAGE = ROOT / "runs/kornli-bi"
 
 
 def n2m(*args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "benchmarks")}  # for `_measure.TrainTimer`
+    path = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}  # benchmarks/ for `_measure.TrainTimer`
     subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True, env=env)
 
 
@@ -57,6 +63,15 @@ TRIALS: dict[str, list[str]] = {
     "ema": ["--trainer.callbacks+", json.dumps(EMA)],
     "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
     "nli": ["--model.init_from", str((NLI_STAGE / "model").relative_to(ROOT))],
+    "seed1": ["--seed_everything", "1"],
+    "lr5e-5": ["--model.lr", "5e-5"],
+    "lr1e-4-lld0.8": ["--model.lr", "1e-4", "--model.layer_lr_decay", "0.8"],
+    "len128": ["--data.max_length", "128"],
+    "hd0": ["--model.backbone_config", json.dumps({"hidden_dropout_prob": 0.0})],
+    "freeze-emb": ["--model.freeze_embeddings", "true"],
+    "cosent": ["--model.loss", "cosent"],
+    "b64-lr6e-5": ["--data.batch_size", "64", "--model.lr", "6e-5"],
+    "cosine": ["--model.schedule", "cosine"],
 }
 # trials that start from another run: how to make it, and where it lands (its figures go beside the trial's)
 FIRST_STAGES: dict[str, tuple[Callable[[], None], Path]] = {"nli": (nli_stage, NLI_STAGE)}
@@ -87,20 +102,28 @@ def stage_figures(root: Path) -> dict:
     }
 
 
-def main(names: list[str], collect: bool) -> None:
-    out = ROOT / "benchmarks/results/sts_dev_trials.json"
+def main(names: list[str], collect: bool, accelerator: str, backbone: str, deadline: float | None) -> None:
+    gpu = accelerator == "gpu"
+    out = ROOT / f"benchmarks/results/sts_dev_trials{'.gpu' if gpu else ''}.json"
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    start = time.monotonic()
     for name in names:
-        root = ROOT / f"runs/trial-sts-{name}"
+        if deadline is not None and time.monotonic() - start > deadline:
+            print(f"deadline reached: {name} and after not run", flush=True)
+            break
+        root = ROOT / f"runs/trial-sts-{'gpu-' if gpu else ''}{name}"
         make_stage, stage_root = FIRST_STAGES.get(name, (None, None))
         if not collect:
             if make_stage:
                 make_stage()
             n2m("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
-                str(root), "--trainer.enable_progress_bar", "false", *TRIALS[name])  # fmt: skip
+                str(root), "--trainer.enable_progress_bar", "false", "--model.backbone", backbone,
+                *ACCELERATOR_ARGS[accelerator], *TRIALS[name])  # fmt: skip
         # --collect keeps the date a trial was measured on
         date = results.get(name, {}).get("date", today()) if collect else today()
         results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": date}
+        if gpu:
+            results[name].update(backbone=backbone, precision="bf16-mixed")
         if stage_root:
             results[name]["first_stage"] = stage_figures(stage_root)
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -111,8 +134,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"trials to run, of {', '.join(TRIALS)} (default: all)")
     parser.add_argument("--collect", action="store_true", help="read finished trials in runs/, train nothing")
+    parser.add_argument("--accelerator", choices=list(ACCELERATOR_ARGS), default="cpu")
+    parser.add_argument("--backbone", default="e5-small", help="the recipe's backbone, or another copy of it")
+    parser.add_argument("--deadline", type=float, help="start no trial after this many seconds")
     args = parser.parse_args()
     unknown = set(args.names) - set(TRIALS)
     if unknown:
         parser.error(f"unknown trials {sorted(unknown)}; known: {', '.join(TRIALS)}")
-    main(args.names or list(TRIALS), args.collect)
+    main(args.names or list(TRIALS), args.collect, args.accelerator, args.backbone, args.deadline)

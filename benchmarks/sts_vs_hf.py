@@ -15,6 +15,10 @@ n2m's training loop with its per-epoch validation subtracted (`_measure.TrainTim
 whole `fit` (data checks, vocabulary trimming, validation). Writes benchmarks/results/sts_vs_hf.json (or
 sts_vs_hf.quick.json) and a Markdown table.
 
+`--accelerator gpu` trains both sides on one GPU in bf16 autocast (HF `bf16=True`, n2m `bf16-mixed`) and adds
+each side's peak GPU memory; its results go to sts_vs_hf.gpu.json. `--backbone DIR` gives both sides another
+copy of e5-small, such as one cut to KorSTS's pieces where the full one cannot travel (scripts/gpu_sts.sh).
+
     python benchmarks/sts_vs_hf.py --quick      # a sample, 1 epoch: a few minutes
     python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix   # full data, 3 epochs: results/sts_vs_hf.json
     python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix --resume   # rerun only what is not done
@@ -33,7 +37,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import kept_or_run, machine, peak_rss_mb, run_or_resume, size_mb, today, train_timer_arg, write_results  # noqa: E402
+from _measure import (  # noqa: E402
+    ACCELERATOR_ARGS,
+    kept_or_run,
+    machine,
+    peak_gpu_mb,
+    peak_rss_mb,
+    run_or_resume,
+    size_mb,
+    today,
+    train_timer_arg,
+    write_results,
+)
 
 KORSTS = ROOT / "data/korsts"
 
@@ -55,7 +70,7 @@ def write_slice(rows: list[dict[str, str]], path: Path) -> Path:
     return path
 
 
-def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
+def run_hf(files: dict[str, str], epochs: int, out: str, backbone: str = "e5-small", accelerator: str = "cpu") -> dict:
     """The ordinary tool, as a user writes it."""
     import numpy as np
     import torch
@@ -65,7 +80,7 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
     from n2m.backbones import resolve_backbone
 
     torch.manual_seed(0)
-    backbone = resolve_backbone("e5-small")
+    backbone = resolve_backbone(backbone)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = BertForSequenceClassification.from_pretrained(backbone, num_labels=1)
 
@@ -87,7 +102,8 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
         output_dir=out, per_device_train_batch_size=32, per_device_eval_batch_size=64, learning_rate=5e-5,
         num_train_epochs=epochs, warmup_steps=0.1,  # a float below 1 is a ratio in transformers 5
         lr_scheduler_type="linear", weight_decay=0.01, seed=0,
-        save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[], use_cpu=True,
+        save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[], use_cpu=accelerator == "cpu",
+        bf16=accelerator == "gpu",
     )  # fmt: skip
     trainer = Trainer(model=model, args=args, train_dataset=Pairs(train), processing_class=tokenizer)
     start = time.time()
@@ -102,11 +118,15 @@ def run_hf(files: dict[str, str], epochs: int, out: str) -> dict:
         "samples_per_s": round(len(train) * epochs / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(),
         "checkpoint_mb": size_mb(f"{out}/model/model.safetensors"),
     }
 
 
-def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0, recipe: str = "recipes/korsts.yaml") -> dict:
+def run_n2m(
+    files: dict[str, str], epochs: int, out: str, seed: int = 0, recipe: str = "recipes/korsts.yaml",
+    backbone: str = "e5-small", accelerator: str = "cpu",
+) -> dict:  # fmt: skip
     from n2m.cli import main
     from n2m.export import export_checkpoint
 
@@ -114,7 +134,8 @@ def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0, recipe:
             "--data.val", files["val"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
             "--seed_everything", str(seed), "--trainer.default_root_dir", out,
             "--trainer.enable_progress_bar", "false",
-            "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json"))]  # fmt: skip
+            "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json")),
+            "--model.backbone", backbone, *ACCELERATOR_ARGS[accelerator]]  # fmt: skip
     main(args)
     report = json.loads(Path(out, "results.json").read_text())
     timer = json.loads(Path(out, "train_time.json").read_text())
@@ -129,6 +150,7 @@ def run_n2m(files: dict[str, str], epochs: int, out: str, seed: int = 0, recipe:
         "fit_wall_s": report["fit_wall_s"],
         "peak_rss_mb": peak_rss_mb(),
         "peak_rss_mb_after_training": timer["peak_rss_mb_after_training"],
+        "peak_gpu_mb": peak_gpu_mb(),
         "checkpoint_mb": size_mb(model / "model.safetensors"),
         "best_epoch_by_dev": int(report["best_checkpoint"].split("epoch=")[-1].split("-")[0]) + 1,
         "val_pearson": report["best_val"]["val/pearson"],
@@ -170,6 +192,7 @@ def with_single(kind: str, files: dict[str, str], epochs: int, out: str, runs: d
         "samples_per_s": round(train_pairs * epochs * len(members) / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in members]),  # members kept by resume too
+        "peak_gpu_mb": max((r.get("peak_gpu_mb") or 0.0 for r in members), default=0.0) or None,
         "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
         "members": len(folders),
         "kind": kind,
@@ -177,36 +200,40 @@ def with_single(kind: str, files: dict[str, str], epochs: int, out: str, runs: d
     }
 
 
-def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
+def run_n2m_seeds(files: dict[str, str], epochs: int, out: str, members: int, resume: bool, **options: str) -> dict:
     """The recipe trained with seeds 1 … K-1 beside the single model (seed 0), all on the full training set;
     each keeps the epoch its dev score chose, and the ensemble weighs them by that score. With `resume`, a member
     already finished (`seed<k>/member.json`) is kept."""
     runs = {
         f"seed{seed}": kept_or_run(Path(out, f"seed{seed}", "member.json"), resume,
-                                   partial(run_n2m, files, epochs, f"{out}/seed{seed}", seed=seed))
+                                   partial(run_n2m, files, epochs, f"{out}/seed{seed}", seed=seed, **options))
         for seed in range(1, members)
     }  # fmt: skip
     return with_single("seeds", files, epochs, out, runs, "validation")
 
 
-def run_n2m_mix(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
+def run_n2m_mix(files: dict[str, str], epochs: int, out: str, members: int, resume: bool, **options: str) -> dict:
     """(b)'s bi-encoder and a cross-encoder (recipes/korsts-cross.yaml, seed 0, its epoch chosen on dev), with
     weights fitted on dev; with `resume`, a finished cross-encoder (`cross/member.json`) is kept."""
     if members != 2:
         raise SystemExit("--ensemble-kind mix has two members: --ensemble 2")
-    train_cross = partial(run_n2m, files, epochs, f"{out}/cross", recipe="recipes/korsts-cross.yaml")
+    train_cross = partial(run_n2m, files, epochs, f"{out}/cross", recipe="recipes/korsts-cross.yaml", **options)
     cross = kept_or_run(Path(out, "cross", "member.json"), resume, train_cross)
     return with_single("mix", files, epochs, out, {"cross": cross}, "fit")
 
 
-def run_n2m_kfold(files: dict[str, str], epochs: int, out: str, members: int, resume: bool) -> dict:
+def run_n2m_kfold(
+    files: dict[str, str], epochs: int, out: str, members: int, resume: bool, backbone: str = "e5-small",
+    accelerator: str = "cpu",
+) -> dict:  # fmt: skip
     """`n2m kfold`, which trains its folds in one call: with `resume`, an unfinished k-fold run restarts whole."""
     from n2m.cli import main
 
     start = time.time()
     main(["kfold", "--folds", str(members), "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train",
           files["train"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
-          "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false"])  # fmt: skip
+          "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false", "--model.backbone", backbone,
+          *ACCELERATOR_ARGS[accelerator]])  # fmt: skip
     wall = time.time() - start
     folders = [Path(out, f"fold{i}/model") for i in range(members)]
     train_pairs = len(read_korsts(Path(files["train"]), None))
@@ -229,19 +256,22 @@ def table(results: dict) -> str:
         "n2m_ensemble": f"n2m ensemble ({results.get('n2m_ensemble', {}).get('kind')}, "
         f"{results.get('n2m_ensemble', {}).get('members')} models)",
     }
+    gpu = "peak_gpu" in results["ratios"]
     lines = [
-        "| system | Pearson | Spearman | train pairs/s | train s | peak RSS MB | model MB |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        "| system | Pearson | Spearman | train pairs/s | train s | peak RSS MB |" + (" peak GPU MB |" if gpu else "")
+        + " model MB |",
+        "|---|---|---|---|---|---|---|" + ("---|" if gpu else ""),
+    ]  # fmt: skip
     for s in systems:
         r = results[s]
         cells = [names[s], f"{r['pearson']:.4f}", f"{r['spearman']:.4f}", r["samples_per_s"], r["wall_s"],
-                 r["peak_rss_mb"], r["checkpoint_mb"]]  # fmt: skip
+                 r["peak_rss_mb"], *([r["peak_gpu_mb"]] if gpu else []), r["checkpoint_mb"]]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     ratios = results["ratios"]
     lines.append("")
     lines.append(f"n2m / HF: Pearson {ratios['pearson_delta']:+.4f}, throughput ×{ratios['throughput']}, "
-                 f"peak RSS ×{ratios['peak_rss']}, model size ×{ratios['checkpoint']}")  # fmt: skip
+                 f"peak RSS ×{ratios['peak_rss']}, " + (f"peak GPU memory ×{ratios['peak_gpu']}, " if gpu else "")
+                 + f"model size ×{ratios['checkpoint']}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -253,6 +283,13 @@ def main() -> None:
     parser.add_argument("--ensemble-kind", choices=["mix", "seeds", "kfold"], default="mix",
                         help="mix: the single bi-encoder + a cross-encoder (K = 2), weights fitted on dev; "
                         "seeds: the single model + K-1 more seeds on all of train; kfold: K folds")  # fmt: skip
+    parser.add_argument(
+        "--accelerator",
+        choices=list(ACCELERATOR_ARGS),
+        default="cpu",
+        help="gpu: one GPU, bf16 autocast on both sides; results in sts_vs_hf.gpu.json",
+    )
+    parser.add_argument("--backbone", default="e5-small", help="both sides' backbone: a short name or a folder")
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
     parser.add_argument("--resume", action="store_true", help="keep a system whose result is already in --out")
     parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
@@ -266,7 +303,10 @@ def main() -> None:
             extra = {"members": config["members"], "resume": config["resume"]}
         else:
             runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}
-        print(json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra)))
+        options = {"backbone": config["backbone"], "accelerator": config["accelerator"]}
+        print(
+            json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra, **options))
+        )
         return
 
     out = Path(args.out)
@@ -281,9 +321,11 @@ def main() -> None:
     else:
         files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
     config = {"files": files, "epochs": epochs, "out": str(out), "members": args.ensemble,
-              "ensemble_kind": args.ensemble_kind, "resume": args.resume}  # fmt: skip
+              "ensemble_kind": args.ensemble_kind, "resume": args.resume, "backbone": args.backbone,
+              "accelerator": args.accelerator}  # fmt: skip
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
-                     "epochs": epochs, "data": files}  # fmt: skip
+                     "epochs": epochs, "data": files, "backbone": args.backbone,
+                     "precision": "bf16-mixed" if args.accelerator == "gpu" else "fp32"}  # fmt: skip
     for system in ("hf", "n2m") + (("n2m_ensemble",) if args.ensemble else ()):
         results[system] = run_or_resume(__file__, system, config, out, args.resume)
         print(json.dumps(results[system]), flush=True)
@@ -294,7 +336,9 @@ def main() -> None:
         "peak_rss": round(n2m["peak_rss_mb"] / hf["peak_rss_mb"], 2),
         "checkpoint": round(n2m["checkpoint_mb"] / hf["checkpoint_mb"], 2),
     }
-    name = "sts_vs_hf.quick" if args.quick else "sts_vs_hf"
+    if args.accelerator == "gpu":
+        results["ratios"]["peak_gpu"] = round(n2m["peak_gpu_mb"] / hf["peak_gpu_mb"], 2)
+    name = "sts_vs_hf" + (".quick" if args.quick else "") + (".gpu" if args.accelerator == "gpu" else "")
     write_results(ROOT / "benchmarks/results", name, results, table(results))
     print(table(results))
 
