@@ -17,7 +17,7 @@ sts_vs_hf.quick.json) and a Markdown table.
 
 `--accelerator gpu` trains both sides on one GPU in bf16 autocast (HF `bf16=True`, n2m `bf16-mixed`) and adds
 each side's peak GPU memory; its results go to sts_vs_hf.gpu.json. `--backbone DIR` gives both sides another
-copy of e5-small, such as one cut to KorSTS's pieces where the full one cannot travel (scripts/gpu_sts.sh).
+copy of e5-small, such as one cut to KorSTS's pieces where the full one cannot travel (benchmarks/sts_gpu.sh).
 
     python benchmarks/sts_vs_hf.py --quick      # a sample, 1 epoch: a few minutes
     python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix   # full data, 3 epochs: results/sts_vs_hf.json
@@ -291,6 +291,7 @@ def main() -> None:
     )
     parser.add_argument("--backbone", default="e5-small", help="both sides' backbone: a short name or a folder")
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts"))
+    parser.add_argument("--results-dir", default=str(ROOT / "benchmarks/results"), help="where the results go")
     parser.add_argument("--resume", action="store_true", help="keep a system whose result is already in --out")
     parser.add_argument("--child", choices=["hf", "n2m", "n2m_ensemble"])
     parser.add_argument("--config-json")
@@ -339,7 +340,7 @@ def main() -> None:
     if args.accelerator == "gpu":
         results["ratios"]["peak_gpu"] = round(n2m["peak_gpu_mb"] / hf["peak_gpu_mb"], 2)
     name = "sts_vs_hf" + (".quick" if args.quick else "") + (".gpu" if args.accelerator == "gpu" else "")
-    write_results(ROOT / "benchmarks/results", name, results, table(results))
+    write_results(Path(args.results_dir), name, results, table(results))
     print(table(results))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from test_token_spans import build_metaspace_backbone
+from helpers import build_metaspace_backbone
 
 from n2m.cli import main
 from n2m.data.tokens import TokenDataModule
