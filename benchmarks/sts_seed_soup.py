@@ -18,10 +18,12 @@ from itertools import combinations
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
+from scipy.stats import pearsonr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from sts_vs_hf import read_korsts  # noqa: E402
 
 RUNS = ROOT / "runs/bench-sts-full"
 SEEDS = {0: RUNS / "n2m/model", 1: RUNS / "n2m_ensemble_seeds/seed1/model", 2: RUNS / "n2m_ensemble_seeds/seed2/model"}
@@ -39,17 +41,13 @@ def soup(folders: list[Path], out: Path) -> Path:
 
 
 def main() -> None:
-    from n2m.data.examples import Columns
-    from n2m.ensemble import _score, _validation_targets
     from n2m.predictor import Predictor
 
-    columns = Columns(text="sentence1", text_pair="sentence2", label="score")
-    inputs, target = _validation_targets(
-        ROOT / "data/korsts/sts-dev.tsv", columns, Predictor.from_pretrained(SEEDS[0]).schema
-    )
+    dev = read_korsts(ROOT / "data/korsts/sts-dev.tsv", None)
+    pairs, gold = [(r["sentence1"], r["sentence2"]) for r in dev], [float(r["score"]) for r in dev]
 
     def dev_pearson(folder: Path) -> float:
-        return round(_score(Predictor.from_pretrained(folder).predict_outputs(inputs), target, "regression"), 4)
+        return round(float(pearsonr(Predictor.from_pretrained(folder).predict_outputs(pairs).tolist(), gold)[0]), 4)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,8 +55,9 @@ def main() -> None:
             for seeds in combinations(SEEDS, size):
                 folders = [SEEDS[s] for s in seeds]
                 folder = folders[0] if size == 1 else soup(folders, Path(tmp, "-".join(map(str, seeds))))
-                results["+".join(f"seed{s}" for s in seeds)] = dev_pearson(folder)
-                print(seeds, results["+".join(f"seed{s}" for s in seeds)], flush=True)
+                name = "+".join(f"seed{s}" for s in seeds)
+                results[name] = dev_pearson(folder)
+                print(name, results[name], flush=True)
     out = {"dev_pearson": results, "machine": machine(), "date": today()}
     path = ROOT / "benchmarks/results/sts_seed_soup.json"
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
