@@ -192,7 +192,7 @@ def with_single(kind: str, files: dict[str, str], epochs: int, out: str, runs: d
         "samples_per_s": round(train_pairs * epochs * len(members) / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": max([peak_rss_mb()] + [r["peak_rss_mb"] for r in members]),  # members kept by resume too
-        "peak_gpu_mb": max((r.get("peak_gpu_mb") or 0.0 for r in members), default=0.0) or None,
+        "peak_gpu_mb": max(r.get("peak_gpu_mb") or 0.0 for r in members) or None,
         "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
         "members": len(folders),
         "kind": kind,
@@ -242,6 +242,7 @@ def run_n2m_kfold(
         "samples_per_s": round(train_pairs * (members - 1) / members * epochs * members / wall, 2),
         "wall_s": round(wall, 1),
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(),
         "checkpoint_mb": round(sum(size_mb(f / "model.safetensors") for f in folders), 1),
         "members": members,
         "kind": "kfold",
