@@ -306,9 +306,8 @@ def main() -> None:
         else:
             runner, extra = {"hf": run_hf, "n2m": run_n2m}[args.child], {}
         options = {"backbone": config["backbone"], "accelerator": config["accelerator"]}
-        print(
-            json.dumps(runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra, **options))
-        )
+        result = runner(config["files"], config["epochs"], f"{config['out']}/{args.child}", **extra, **options)
+        print(json.dumps(result))
         return
 
     out = Path(args.out)
