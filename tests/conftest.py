@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -63,8 +62,3 @@ def kornli_slice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "train": _slice_tsv(DATA / "kornli/xnli.dev.ko.tsv", folder / "train.tsv", 60),
         "val": _slice_tsv(DATA / "kornli/xnli.test.ko.tsv", folder / "dev.tsv", 30),
     }
-
-
-def read_tsv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -1,8 +1,9 @@
-"""Test-only helpers: callbacks importable by class path from the CLI (`helpers.CrashAtStep`), and a tiny
-backbone with an e5-style tokenizer."""
+"""Test-only helpers: callbacks importable by class path from the CLI (`helpers.CrashAtStep`), a tiny backbone
+with an e5-style tokenizer, and the bundled data's TSV rows."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,3 +54,9 @@ def build_metaspace_backbone(folder: Path, texts: list[str], vocab_size: int = 2
     torch.manual_seed(0)
     BertModel(config, add_pooling_layer=False).save_pretrained(folder)
     return str(folder)
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    """A bundled TSV file's rows (KorSTS, KorNLI), quotes read as plain text as the readers do."""
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))

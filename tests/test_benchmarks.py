@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import build_metaspace_backbone
+from helpers import build_metaspace_backbone, read_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_sts_vs_hf_quick_mode_writes_both_sides_and_the_ensemble(tmp_path):
     """The whole quick mode (HF `Trainer`, `n2m fit` with the recipe's vocabulary trimming, the bi + cross
     ensemble) with a tiny random backbone whose tokenizer, like e5's, can be trimmed."""
-    with (ROOT / "data/korsts/sts-train.tsv").open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = read_tsv(ROOT / "data/korsts/sts-train.tsv")
     texts = ["query: " + r[k] for r in rows for k in ("sentence1", "sentence2")]
     backbone = build_metaspace_backbone(tmp_path / "bert", texts, vocab_size=4000)
     results = tmp_path / "results"
