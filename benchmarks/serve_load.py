@@ -302,7 +302,7 @@ def main() -> None:
     if info.get("encoding", {}).get("pair_encoding") != "bi" or info.get("objective") != "regression":
         raise SystemExit(f"{model}: this benchmark serves a bi-encoder STS model (recipes/korsts.yaml)")
     if not (model / "model.onnx").is_file() or not (model / "model.int8.onnx").is_file():
-        from n2m.onnx_export import export_onnx
+        from n2m.shapes.n21.onnx import export_onnx
 
         print(f"writing ONNX files into {model}", flush=True)
         export_onnx(model, quantize="int8")

@@ -41,7 +41,7 @@ def soup(folders: list[Path], out: Path) -> Path:
 
 
 def main() -> None:
-    from n2m.predictor import Predictor
+    from n2m import Predictor
 
     dev = read_korsts(ROOT / "data/korsts/sts-dev.tsv", None)
     pairs, gold = [(r["sentence1"], r["sentence2"]) for r in dev], [float(r["score"]) for r in dev]

@@ -128,7 +128,7 @@ def run_n2m(
     backbone: str = "e5-small", accelerator: str = "cpu",
 ) -> dict:  # fmt: skip
     from n2m.cli import main
-    from n2m.export import export_checkpoint
+    from n2m.core.export import export_checkpoint
 
     args = ["fit", "--config", str(ROOT / recipe), "--data.train", files["train"],
             "--data.val", files["val"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
@@ -162,9 +162,9 @@ def score_ensemble(members: list[Path], files: dict[str, str], out: Path, weight
     it once on the test file."""
     from scipy.stats import pearsonr, spearmanr
 
-    from n2m.data.examples import Columns
-    from n2m.ensemble import save_ensemble
-    from n2m.predictor import Predictor
+    from n2m.shapes.n21.examples import Columns
+    from n2m.shapes.n21.ensemble import save_ensemble
+    from n2m import Predictor
 
     columns = Columns(text="sentence1", text_pair="sentence2", label="score")
     save_ensemble(out, members, weighting=weighting, val_file=files["val"], columns=columns)

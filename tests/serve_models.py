@@ -13,10 +13,11 @@ import httpx
 import lightning as L
 import uvicorn
 
-from n2m.data.datamodule import TextDataModule
-from n2m.data.examples import Columns
-from n2m.export import export_checkpoint
-from n2m.tasks.sequence import SequenceTask
+from n2m.core.export import export_checkpoint
+from n2m.core.task import Optimization
+from n2m.shapes.n21.data import TextDataModule
+from n2m.shapes.n21.examples import Columns
+from n2m.shapes.n21.task import SequenceTask
 
 STS = Columns(text="sentence1", text_pair="sentence2", label="score", id="id")
 _BUILT: dict[str, Path] = {}
@@ -44,14 +45,7 @@ def train_and_export(
         max_length=48,
         cache_tokens=False,
     )
-    task = SequenceTask(
-        backbone=backbone,
-        objective=objective,
-        pair_encoding=pair_encoding,
-        label_names=data.label_names,
-        score_range=data.score_range,
-        lr=lr,
-    )
+    task = SequenceTask.from_data(data, optimization=Optimization(lr=lr))
     trainer = L.Trainer(
         max_epochs=max_epochs,
         max_steps=max_steps,
@@ -95,8 +89,8 @@ def sentiment_model(backbone: str, root: Path) -> Path:
 def entity_model(backbone: str, root: Path) -> Path:
     """An N2N model (word-level BIO) trained until it tags the cities of a toy corpus as `location`."""
     if "entities" not in _BUILT:
-        from n2m.data.tokens import TokenDataModule
-        from n2m.tasks.token import TokenTask
+        from n2m.shapes.n2n.data import TokenDataModule
+        from n2m.shapes.n2n.task import TokenTask
 
         cities = ["Paris", "Seoul", "Busan", "Tokyo"]
         blocks = []
@@ -109,7 +103,7 @@ def entity_model(backbone: str, root: Path) -> Path:
         data = TokenDataModule(
             train=str(train), val=str(train), format="conll", batch_size=8, backbone=backbone, cache_tokens=False
         )
-        task = TokenTask(backbone=backbone, label_names=data.label_names, unit=data.unit, lr=5e-3)
+        task = TokenTask.from_data(data, optimization=Optimization(lr=5e-3))
         trainer = L.Trainer(
             max_epochs=8,
             logger=False,

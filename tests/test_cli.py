@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from n2m.cli import main
-from n2m.ensemble import _score
-from n2m.predictor import Predictor
+from n2m.shapes.n21.ensemble import ensemble_score
+from n2m import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +23,9 @@ def sts_args(backbone: str, files: dict[str, Path], root: Path, *extra: str) -> 
     return [
         "--config",
         str(ROOT / "recipes/korsts.yaml"),
-        "--model.backbone",
+        "--data.backbone",
         backbone,
-        "--model.lr",
+        "--model.optimization.lr",
         "1e-3",
         "--data.train",
         str(files["train"]),
@@ -135,7 +135,7 @@ def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
 def test_last_checkpoint_follows_every_epoch(tiny_backbone, korsts_slice, tmp_path):
     """With lr 0 no epoch beats the first on validation; last.ckpt still moves on with each epoch."""
     root = tmp_path / "run"
-    main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--model.lr", "0")])
+    main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--model.optimization.lr", "0")])
     assert torch.load(root / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 16
     assert [p.name for p in (root / "checkpoints").glob("best-*")] == ["best-epoch=0-step=8.ckpt"]
 
@@ -212,7 +212,7 @@ def test_kfold_trains_each_fold_and_ensembles(tiny_backbone, korsts_slice, tmp_p
     with korsts_slice["val"].open(encoding="utf-8") as f:
         dev = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     dev_pairs, gold = [(r["sentence1"], r["sentence2"]) for r in dev], torch.tensor([float(r["score"]) for r in dev])
-    pearson = [_score(p.predict_outputs(dev_pairs), gold, "regression") for p in [*members, fitted]]
+    pearson = [ensemble_score(p.predict_outputs(dev_pairs), gold, "regression") for p in [*members, fitted]]
     assert pearson[-1] >= max(pearson[:-1]) - 1e-6
 
 
@@ -245,7 +245,7 @@ def test_ema_checkpoint_holds_the_average_and_is_what_gets_tested(tiny_backbone,
     with korsts_slice["test"].open(encoding="utf-8") as f:
         gold = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     scores = predictor.predict_outputs([(g["sentence1"], g["sentence2"]) for g in gold])
-    pearson = _score(scores, torch.tensor([float(g["score"]) for g in gold]), "regression")
+    pearson = ensemble_score(scores, torch.tensor([float(g["score"]) for g in gold]), "regression")
     assert abs(pearson - report["test"]["test/pearson"]) <= 1e-4
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from n2m.cli import main
-from n2m.predictor import Predictor
+from n2m import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,8 @@ def test_korsts_slice_with_real_e5(korsts_slice, tmp_path):
     main(["export", best, str(tmp_path / "model")])
     predictor = Predictor.from_pretrained(tmp_path / "model")
     info = predictor.info
-    assert info["shape"] == "N21" and info["encoding"]["pair_encoding"] == "bi"
+    assert info["shape"] == "N21" and info["settings"]["pair_encoding"] == "bi"
+    assert info["encoding"] == {"max_length": 64, "text_prefix": "query: "} and info["format_version"] == 2
     # the exported folder carries the trimmed vocabulary: far fewer than e5's 250k pieces
     assert predictor.tokenizer.vocab_size < 10_000
     with korsts_slice["test"].open(encoding="utf-8") as f:

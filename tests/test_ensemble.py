@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from n2m.data.examples import Columns
-from n2m.ensemble import _score, _validation_targets, fitted_weights
+from n2m.shapes.n21.examples import Columns
+from n2m.core.card import ModelCard
+from n2m.shapes.n21.ensemble import ensemble_score, validation_targets, fitted_weights
 from n2m.errors import DataError
 
 
@@ -29,7 +29,7 @@ def test_members_with_independent_errors_share_weight_and_beat_each_alone():
     weights = fitted_weights([a, b], target, "regression")
     assert weights[0] > weights[1] > 0
     mixed = (weights[0] * a + weights[1] * b) / sum(weights)
-    assert _score(mixed, target, "regression") > _score(a, target, "regression")
+    assert ensemble_score(mixed, target, "regression") > ensemble_score(a, target, "regression")
 
 
 def test_classification_scores_accuracy():
@@ -42,9 +42,9 @@ def test_classification_scores_accuracy():
 def test_validation_file_with_an_unknown_class_names_file_line_and_column(tmp_path):
     path = tmp_path / "dev.tsv"
     path.write_text("text\tlabel\n좋다\tpos\n싫다\tneg\n그저 그렇다\tmeh\n", encoding="utf-8")
-    schema = SimpleNamespace(objective="classification", label_names=["neg", "pos"])
+    card = ModelCard("N21", "classification", ["text"], "e5-small", labels=["neg", "pos"])
     with pytest.raises(DataError, match=r"dev.tsv, line 4, column 'label': label 'meh' never appears"):
-        _validation_targets(path, Columns(), schema)
+        validation_targets(path, Columns(), card)
     path.write_text("text\tlabel\n좋다\tpos\n싫다\tneg\n", encoding="utf-8")
-    inputs, target = _validation_targets(path, Columns(), schema)
+    inputs, target = validation_targets(path, Columns(), card)
     assert inputs == ["좋다", "싫다"] and target.tolist() == [1, 0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from n2m.data.examples import Columns, ReadOptions, check_known_labels, load_sequence_examples
+from n2m.shapes.n21.examples import Columns, ReadOptions, check_known_labels, load_sequence_examples
 from n2m.errors import DataError
 
 DATA = Path(__file__).resolve().parents[1] / "data"

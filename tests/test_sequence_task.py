@@ -9,16 +9,19 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 
-from n2m.data.datamodule import TextDataModule
-from n2m.data.examples import Columns
-from n2m.data.sampler import LengthGroupedSampler
-from n2m.export import export_checkpoint
-from n2m.predictor import Predictor
-from n2m.tasks.losses import cosent_loss
-from n2m.tasks.sequence import SequenceTask
+from n2m import Predictor
+from n2m.core.datamodule import DataSpec
+from n2m.core.export import export_checkpoint
+from n2m.core.samplers import LengthGroupedSampler
+from n2m.core.task import Optimization
+from n2m.shapes.n21.data import TextDataModule
+from n2m.shapes.n21.examples import Columns
+from n2m.shapes.n21.losses import cosent_loss
+from n2m.shapes.n21.task import SequenceTask
 
 STS = Columns(text="sentence1", text_pair="sentence2", label="score", id="id")
 NLI = Columns(text="sentence1", text_pair="sentence2", label="gold_label")
+OPTIMIZATION = set(Optimization.__dataclass_fields__)
 
 
 def make(
@@ -35,14 +38,8 @@ def make(
         max_length=48,
         cache_tokens=False,
     )
-    task = SequenceTask(
-        backbone=backbone,
-        objective=objective,
-        pair_encoding=pair_encoding,
-        label_names=data.label_names,
-        score_range=data.score_range,
-        **{"lr": 1e-3, **task_kwargs},
-    )
+    optimization = {"lr": 1e-3, **{k: task_kwargs.pop(k) for k in list(task_kwargs) if k in OPTIMIZATION}}
+    task = SequenceTask.from_data(data, optimization=Optimization(**optimization), **task_kwargs)
     return task, data
 
 
@@ -212,7 +209,7 @@ def test_export_matches_checkpoint(tiny_backbone, request, tmp_path, columns, ob
         reference = torch.cat(
             [
                 task.model.to_outputs(task.model(batch))
-                for batch in (data._collate([data.datasets["val"][i]]) for i in range(len(examples)))
+                for batch in (data.collate([data.datasets["val"][i]]) for i in range(len(examples)))
             ]
         )
     assert (exported - reference).abs().max() <= 1e-4
@@ -220,7 +217,7 @@ def test_export_matches_checkpoint(tiny_backbone, request, tmp_path, columns, ob
     if objective == "regression":
         assert all(0.0 - 5 <= r.score <= 10 for r in results)
     else:
-        assert results[0].label in predictor.schema.label_names
+        assert results[0].label in predictor.card.labels
         assert sum(results[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -254,9 +251,10 @@ def test_init_from_matches_embeddings_by_piece_across_vocabularies(tiny_backbone
     torch.manual_seed(1)
     BertModel(config, add_pooling_layer=False).save_pretrained(target)
 
-    sts = SequenceTask(
-        backbone=tiny_backbone, backbone_dir=str(target), pair_encoding="bi", init_from=str(tmp_path / "nli.ckpt")
+    spec = DataSpec(
+        "N21", "regression", ["text", "text_pair"], tiny_backbone, str(target), settings={"pair_encoding": "bi"}
     )
+    sts = SequenceTask(spec=spec, optimization=Optimization(init_from=str(tmp_path / "nli.ckpt")))
     source_rows = nli.model.encoder.get_input_embeddings().weight
     rows = sts.model.encoder.get_input_embeddings().weight
     for piece in ("[CLS]", pieces[-1500], pieces[-1]):

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_models import LiveServer, sentiment_model, sts_model
 
-from n2m.predictor import Predictor
+from n2m import Predictor
 from n2m.serve import Limits, create_app
 
 PAIR = {"text": "한 남자가 기타를 치고 있다.", "text_pair": "남자가 기타를 연주한다."}

@@ -16,7 +16,7 @@ import pytest
 from serve_models import LiveServer, entity_model, sentiment_model, sts_model
 from test_serve_api import WordStreamer
 
-from n2m.predictor import Predictor
+from n2m import Predictor
 from n2m.serve import create_app
 
 CHROMIUM = "/usr/bin/chromium"

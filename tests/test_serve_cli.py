@@ -13,7 +13,7 @@ import httpx
 import pytest
 from serve_models import free_port, sts_model, wait_for_http
 
-from n2m.onnx_export import export_onnx
+from n2m.shapes.n21.onnx import export_onnx
 
 PAIR = {"text": "한 남자가 기타를 치고 있다.", "text_pair": "남자가 기타를 연주한다."}
 

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from serve_models import sentiment_model, sts_model, train_and_export
 
 from n2m.cli import main
-from n2m.data.examples import Columns
-from n2m.onnx_export import INT8_FILE, ONNX_FILE, OnnxSequencePredictor, export_onnx
-from n2m.predictor import Predictor
+from n2m.shapes.n21.examples import Columns
+from n2m.shapes.n21.onnx import INT8_FILE, ONNX_FILE, OnnxPredictor, export_onnx
+from n2m import Predictor
 from n2m.serve import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def tiny_models(tiny_backbone, korsts_slice, kornli_slice, tmp_path_factory) -> 
 
 def inputs_for(predictor: Predictor) -> list:
     texts = ["짧다", "a much longer sentence with many words " * 3, "중간 길이의 문장입니다.", "x"]
-    if len(predictor.schema.inputs) == 1:
+    if len(predictor.card.inputs) == 1:
         return texts
     return [(a, b) for a, b in zip(texts, reversed(texts), strict=True)] + [("same", "same")]
 
@@ -53,7 +53,7 @@ def test_onnx_matches_pytorch(tiny_models, kind):
     assert [p.name for p in written] == [ONNX_FILE, INT8_FILE]
     torch_predictor = Predictor.from_pretrained(folder)
     onnx_predictor = Predictor.from_pretrained(folder, backend="onnx")
-    assert isinstance(onnx_predictor, OnnxSequencePredictor) and onnx_predictor.info == torch_predictor.info
+    assert isinstance(onnx_predictor, OnnxPredictor) and onnx_predictor.info == torch_predictor.info
     inputs = inputs_for(torch_predictor)
     for batch_size in (1, 3, 64):  # other batch sizes and sequence lengths than the export's example
         reference = torch_predictor.predict_outputs(inputs, batch_size=batch_size).numpy()

@@ -9,8 +9,8 @@ import pytest
 import torch
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
-from n2m.metrics_spans import EntityScores, TagAccuracy
-from n2m.spans import bio_to_spans
+from n2m.shapes.n2n.metrics import EntityScores, TagAccuracy
+from n2m.shapes.n2n.spans import bio_to_spans
 
 TYPES = ["LOC", "ORG", "PER"]
 

@@ -13,8 +13,10 @@ import torch
 from helpers import build_metaspace_backbone
 from seqeval.metrics.sequence_labeling import get_entities
 
-from n2m.data.tokens import encode_units, load_token_examples, split_units
-from n2m.spans import (
+from n2m.core.card import Encoding
+from n2m.shapes.n2n.encoding import encode_units
+from n2m.shapes.n2n.examples import load_token_examples, split_units
+from n2m.shapes.n2n.spans import (
     Span,
     align_units_to_tokens,
     bio_to_spans,
@@ -146,7 +148,7 @@ def test_unseen_units_are_transparent():
 
 def round_trip_failures(examples, tokenizer, max_length: int) -> list[str]:
     """Sentences whose gold spans do not come back from unit labels as the model sees them."""
-    features = encode_units(tokenizer, examples, max_length)
+    features = encode_units(tokenizer, examples, Encoding(max_length))
     names = ["O", *sorted({t for ex in examples for t in ex.tags if t != "O"})]
     index = {n: i for i, n in enumerate(names)}
     failures = []
@@ -171,7 +173,7 @@ def test_span_round_trip_klue_ner_test_split_metaspace(klue_ner_test, metaspace_
 def test_span_round_trip_klue_ner_test_split_e5(klue_ner_test):
     """With the recipe's own tokenizer (e5-small trimmed to the train + val texts) and max_length: every gold
     entity of every test sentence comes back exactly, although ~9% of them start or end inside a token."""
-    from n2m.data.tokens import TokenDataModule
+    from n2m.shapes.n2n.data import TokenDataModule
 
     data = TokenDataModule(train=str(KLUE_NER), format="klue-ner", split_file=str(SPLIT), trim_vocab=True)
     tokenizer = data.tokenizer

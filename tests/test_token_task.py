@@ -13,11 +13,13 @@ import torch
 from helpers import build_metaspace_backbone
 
 from n2m.cli import main
-from n2m.data.tokens import TokenDataModule
-from n2m.export import export_checkpoint
-from n2m.predictor import Predictor
-from n2m.predictor_token import EntityPrediction, TagPrediction, TokenPredictor
-from n2m.tasks.token import TokenTask
+from n2m.core.export import export_checkpoint
+from n2m.core.predictor import Predictor
+from n2m.core.task import Optimization
+from n2m.shapes.n2n.data import TokenDataModule
+from n2m.shapes.n2n.outputs import EntityPrediction, TagPrediction
+from n2m.shapes.n2n.predictor import TokenPredictor
+from n2m.shapes.n2n.task import TokenTask
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -59,20 +61,18 @@ def wnut_slice(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def klue_backbone(tmp_path_factory, klue_ner_slice) -> str:
-    from n2m.data.tokens import load_token_examples
+    from n2m.shapes.n2n.examples import load_token_examples
 
     texts = [ex.text for ex in load_token_examples(klue_ner_slice["train"], "klue-ner")]
     texts += [ex.text for ex in load_token_examples(klue_ner_slice["val"], "klue-ner")]
     return build_metaspace_backbone(tmp_path_factory.mktemp("klue-bert"), texts, vocab_size=600)
 
 
-def make(backbone: str, train: Path, val: Path, fmt: str, scheme: str = "bio", **task_kwargs):
+def make(backbone: str, train: Path, val: Path, fmt: str, scheme: str = "bio", lr: float = 1e-3):
     data = TokenDataModule(
         train=str(train), val=str(val), format=fmt, batch_size=8, backbone=backbone, scheme=scheme, cache_tokens=False
     )
-    task = TokenTask(
-        backbone=backbone, scheme=scheme, label_names=data.label_names, unit=data.unit, **{"lr": 1e-3, **task_kwargs}
-    )
+    task = TokenTask.from_data(data, optimization=Optimization(lr=lr))
     return task, data
 
 
@@ -168,14 +168,14 @@ def test_export_and_predictor_match_the_task(klue_backbone, klue_ner_slice, tmp_
     out = export_checkpoint(ckpt, tmp_path / "export")
     predictor = Predictor.from_pretrained(out)
     assert isinstance(predictor, TokenPredictor) and predictor.info["shape"] == "N2N"
-    assert predictor.info["unit"] == "char"
+    assert predictor.info["settings"]["unit"] == "char"
 
     examples = data.examples["val"]
     exported = predictor.predict_units(examples, batch_size=5)
     task.eval()
     with torch.no_grad():
         for i, (_, probs) in enumerate(exported):
-            batch = data._collate([data.datasets["val"][i]])
+            batch = data.collate([data.datasets["val"][i]])
             reference = task.model(batch).softmax(-1)[0]
             assert (probs - reference).abs().max() <= 1e-4
 
@@ -190,7 +190,8 @@ def test_export_and_predictor_match_the_task(klue_backbone, klue_ner_slice, tmp_
 def test_cli_fit_predict_export(klue_backbone, klue_ner_slice, tmp_path):
     root = tmp_path / "run"
     common = [
-        "--config", str(ROOT / "recipes/klue-ner.yaml"), "--model.backbone", klue_backbone, "--model.lr", "1e-3",
+        "--config", str(ROOT / "recipes/klue-ner.yaml"), "--data.backbone", klue_backbone,
+        "--model.optimization.lr", "1e-3",
         "--data.train", str(klue_ner_slice["train"]), "--data.val", str(klue_ner_slice["val"]),
         "--data.test", str(klue_ner_slice["val"]), "--data.split_file", "null", "--data.trim_vocab", "false",
         "--data.batch_size", "8", "--data.cache_tokens", "false", "--trainer.default_root_dir", str(root),
@@ -246,7 +247,7 @@ def test_ddp_scores_equal_one_process(tiny_backbone, wnut_slice, tmp_path):
     files = ["--data.train", str(wnut_slice["train"]), "--data.val", str(wnut_slice["val"]),
              "--data.test", str(wnut_slice["val"])]  # fmt: skip
     cmd = [sys.executable, "-m", "n2m.cli", "fit", "--config", str(ROOT / "recipes/wnut17.yaml"), *files,
-           "--model.backbone", tiny_backbone, "--model.lr", "1e-3", "--data.batch_size", "8",
+           "--data.backbone", tiny_backbone, "--model.optimization.lr", "1e-3", "--data.batch_size", "8",
            "--data.cache_tokens", "false", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(root),
            "--trainer.enable_progress_bar", "false", "--trainer.strategy", "ddp", "--trainer.devices", "2",
            "--trainer.accelerator", "cpu"]  # fmt: skip
@@ -258,7 +259,7 @@ def test_ddp_scores_equal_one_process(tiny_backbone, wnut_slice, tmp_path):
     task = TokenTask.load_from_checkpoint(report["best_checkpoint"], map_location="cpu")
     data = TokenDataModule(
         train=str(wnut_slice["train"]), test=str(wnut_slice["val"]), format="conll", backbone=tiny_backbone,
-        batch_size=8, cache_tokens=False, label_names=task.hparams.label_names,
+        batch_size=8, cache_tokens=False, label_names=task.spec.labels,
     )  # fmt: skip
     (single,) = quick_trainer(tmp_path).test(task, datamodule=data, verbose=False)
     for key in ("test/f1", "test/precision", "test/recall", "test/f1_argmax"):

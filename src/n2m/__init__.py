@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Predictor", "SequencePredictor", "SequenceTask", "TextDataModule", "__version__"]
-
 _LAZY = {
-    "Predictor": "n2m.predictor",
-    "SequencePredictor": "n2m.predictor",
-    "SequenceTask": "n2m.tasks.sequence",
-    "TextDataModule": "n2m.data.datamodule",
+    "Predictor": "n2m.core.predictor",
+    "ModelCard": "n2m.core.card",
+    "Optimization": "n2m.core.task",
+    "export_checkpoint": "n2m.core.export",
+    "SequencePredictor": "n2m.shapes.n21.predictor",
+    "SequenceTask": "n2m.shapes.n21.task",
+    "TextDataModule": "n2m.shapes.n21.data",
+    "TokenPredictor": "n2m.shapes.n2n.predictor",
+    "TokenTask": "n2m.shapes.n2n.task",
+    "TokenDataModule": "n2m.shapes.n2n.data",
+    "Seq2SeqPredictor": "n2m.shapes.n2m.predictor",
+    "Seq2SeqTask": "n2m.shapes.n2m.task",
+    "Seq2SeqDataModule": "n2m.shapes.n2m.data",
 }
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web pa
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -25,25 +26,20 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from n2m.allocator import fix_mmap_threshold
 from n2m.backbones import BackboneError
-from n2m.callbacks import PredictionFileWriter, default_callbacks, default_loggers
+from n2m.core.callbacks import PredictionFileWriter, default_callbacks, default_loggers
 from n2m.errors import ConfigError, DataError
 from n2m.provenance import machine_description, today
-from n2m.registry import SHAPES, Shape, get_shape, load_object
+from n2m.registry import SHAPES, get_shape
 
 
 class N2MCLI(LightningCLI):
-    """LightningCLI for one shape; `main` picks the shape from the recipe's `shape:` key (N21 by default)."""
-
-    shape: Shape
+    """LightningCLI for one shape; `main` picks the shape's task and DataModule from the recipe's `shape:` key
+    (N21 by default)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--shape", default="N21", help=f"the task's shape: one of {sorted(SHAPES)}")
-        # the model decides what the data must produce ...
-        for key in self.shape.model_to_data:
-            parser.link_arguments(f"model.{key}", f"data.{key}")
-        # ... and the data tells the model what its labels are
-        for key in self.shape.data_to_model:
-            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        # the data is the one home of the backbone, the labels and the encoding: the model is built from its spec
+        parser.link_arguments("data.spec", "model.spec", apply_on="instantiate")
         parser.add_argument("--output", default=None, help="predict: file to write (.csv or .jsonl)")
         parser.add_argument(
             "--test_after_fit",
@@ -59,15 +55,16 @@ class N2MCLI(LightningCLI):
             "memory, slower steps; 0: glibc's own dynamic threshold (see n2m.allocator)",
         )
 
+    def setting(self, key: str, config: Any = None) -> Any:
+        """A value of this subcommand's parsed (or instantiated) config."""
+        config = self.config if config is None else config
+        return (config[self.subcommand] if self.subcommand else config).get(key)
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self._get(self.config_init, "trainer", default={})
+        config = self.setting("trainer", self.config_init) or {}
         root = config.get("default_root_dir") or os.getcwd()
         callbacks = list(config.get("callbacks") or [])
-        for callback in callbacks:
-            # Our encoders keep no running statistics to average; averaging their buffers too (Lightning's
-            # default) made the in-process test disagree with the saved checkpoint when we tried it.
-            if isinstance(callback, WeightAveraging) and callback._use_buffers:
-                raise ConfigError(f"{type(callback).__name__}: set `use_buffers: false` (n2m averages weights only)")
+        refuse_averaged_buffers(self.setting("trainer").get("callbacks"))
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             has_bar = any(isinstance(c, ProgressBar) for c in callbacks) or config.get("enable_progress_bar") is False
             kwargs["callbacks"] = callbacks + default_callbacks(self.model, root, progress_bar=not has_bar)
@@ -77,13 +74,13 @@ class N2MCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._fit_started = time.time()
-        threshold_mb = self._get(self.config, "mmap_threshold_mb")
+        threshold_mb = self.setting("mmap_threshold_mb")
         if threshold_mb:  # activations freed every step go back to the OS (see n2m.allocator)
             fix_mmap_threshold(int(threshold_mb * (1 << 20)))
 
     def after_fit(self) -> None:
         """The test split is scored once, with the checkpoint validation chose, and written down."""
-        if not self._get(self.config, "test_after_fit") or not self.datamodule.has_split("test"):
+        if not self.setting("test_after_fit") or not self.datamodule.has_split("test"):
             return
         callback = self.trainer.checkpoint_callback
         best = getattr(callback, "best_model_path", "") or None
@@ -106,14 +103,28 @@ class N2MCLI(LightningCLI):
             print(f"test metrics of {best or 'the last checkpoint'} written to {path}")
 
     def before_predict(self) -> None:
-        output = self._get(self.config, "output")
+        output = self.setting("output")
         if not output:
             raise SystemExit("n2m predict: pass --output FILE (.csv or .jsonl) to say where predictions go")
         self.trainer.callbacks.append(PredictionFileWriter(output))
 
 
+def refuse_averaged_buffers(callbacks: Any) -> None:
+    """Our encoders keep no running statistics to average; averaging their buffers too (Lightning's default) made
+    the in-process test disagree with the saved checkpoint when we tried it."""
+    for entry in callbacks or []:
+        class_path = str(entry.get("class_path", "")) if hasattr(entry, "get") else ""
+        module, _, name = class_path.rpartition(".")
+        if not module:
+            continue
+        found = getattr(importlib.import_module(module), name, None)
+        init_args = entry.get("init_args") or {}
+        if isinstance(found, type) and issubclass(found, WeightAveraging) and init_args.get("use_buffers", True):
+            raise ConfigError(f"{name}: set `use_buffers: false` (n2m averages weights only)")
+
+
 def _export(argv: list[str]) -> None:
-    from n2m.export import export_checkpoint
+    from n2m.core.export import export_checkpoint
 
     parser = argparse.ArgumentParser(prog="n2m export", description="Checkpoint → self-contained model folder.")
     parser.add_argument("checkpoint")
@@ -124,7 +135,7 @@ def _export(argv: list[str]) -> None:
     out = export_checkpoint(args.checkpoint, args.out_dir)
     print(f"exported {args.checkpoint} to {out}")
     if args.onnx or args.quantize:
-        from n2m.onnx_export import export_onnx
+        from n2m.shapes.n21.onnx import export_onnx
 
         for path in export_onnx(out, quantize=args.quantize):
             print(f"wrote {path}")
@@ -137,8 +148,8 @@ def _serve(argv: list[str]) -> None:
 
 
 def _ensemble(argv: list[str]) -> None:
-    from n2m.data.examples import Columns
-    from n2m.ensemble import save_ensemble
+    from n2m.shapes.n21.ensemble import save_ensemble
+    from n2m.shapes.n21.examples import Columns
 
     parser = argparse.ArgumentParser(prog="n2m ensemble", description="Exported N21 models → one ensemble folder.")
     parser.add_argument("out_dir")
@@ -160,8 +171,8 @@ def _ensemble(argv: list[str]) -> None:
 def _kfold(argv: list[str]) -> None:
     """`n2m kfold --folds K <fit arguments>`: train fold 0 … K-1 (each validated on its held-out fold), export
     each fold's best checkpoint, and join them in `<root>/ensemble` weighted by validation score."""
-    from n2m.ensemble import save_ensemble
-    from n2m.export import export_checkpoint
+    from n2m.core.export import export_checkpoint
+    from n2m.shapes.n21.ensemble import save_ensemble
 
     parser = argparse.ArgumentParser(prog="n2m kfold", add_help=False)
     parser.add_argument("--folds", type=int, default=5)
@@ -207,10 +218,9 @@ def main(argv: list[str] | None = None) -> None:
             COMMANDS[argv[0]](argv[1:])
             return
         shape = get_shape(shape_of(argv))
-        cli_class = type("N2MCLI", (N2MCLI,), {"shape": shape})
-        cli_class(
-            load_object(shape.task),
-            load_object(shape.data),
+        N2MCLI(
+            shape.part("task"),
+            shape.part("data"),
             args=given,  # None: LightningCLI reads sys.argv itself
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},

@@ -1,67 +1,85 @@
-"""The one place where n2m's shapes, file formats and offline backbones are named.
+"""The one place where n2m's shapes, file formats and offline backbones are named, and the only place that
+dispatches on a model's shape.
 
-A new task is one reader (in `READERS`), at most one head, and one recipe. A new *shape* is a Task,
-a DataModule, a Predictor and an exporter, registered here as one `Shape` line.
+A shape is a package under `n2m.shapes` with the same files (`data`, `model`, `task`, `predictor`, …) and one
+`Shape` line here. Parts are named as "module:attribute" strings and imported when first asked for, so the
+registry imports no shape (and loading a predictor imports no training code).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from n2m.backbones import OFFLINE_BACKBONES
 from n2m.readers import READERS
 
-__all__ = ["OFFLINE_BACKBONES", "READERS", "SHAPES", "Shape", "get_shape", "load_object"]
+__all__ = ["OFFLINE_BACKBONES", "READERS", "SHAPES", "Shape", "get_shape", "load_object", "page_layout"]
 
 
 @dataclass(frozen=True)
 class Shape:
-    """Where a shape's parts live ("module:attribute"), and what its model and data tell each other."""
+    """Where a shape's parts live, and how the web page lays out its results (by the card's `task`)."""
 
-    task: str
-    data: str
+    task: str  # the LightningModule
+    data: str  # the LightningDataModule
+    model: str  # the nn.Module that saves itself into an export and loads back from one
     predictor: str
-    exporter: str
-    # model arguments the data must follow (copied when the config is parsed), e.g. the backbone
-    model_to_data: tuple[str, ...] = ("backbone",)
-    # data attributes the model is built from (read when the data is instantiated), e.g. label names
-    data_to_model: tuple[str, ...] = ()
+    layouts: dict[str, str]
+    backends: dict[str, str] = field(default_factory=dict)  # predictors of other runtimes, by name
+
+    def part(self, name: str) -> Any:
+        return load_object(getattr(self, name))
 
 
+def _shape(package: str, layouts: dict[str, str], **backends: str) -> Shape:
+    """The same files in every shape package."""
+    return Shape(
+        task=f"{package}.task:Task",
+        data=f"{package}.data:DataModule",
+        model=f"{package}.model:Model",
+        predictor=f"{package}.predictor:Predictor",
+        layouts=layouts,
+        backends=backends,
+    )
+
+
+N21_LAYOUTS = {"regression": "score", "classification": "classes", "multilabel": "labels"}
 SHAPES: dict[str, Shape] = {
-    "N21": Shape(
-        task="n2m.tasks.sequence:SequenceTask",
-        data="n2m.data.datamodule:TextDataModule",
-        predictor="n2m.predictor:SequencePredictor",
-        exporter="n2m.export:export_sequence",
-        model_to_data=("backbone", "objective", "pair_encoding"),
-        data_to_model=("label_names", "score_range", "backbone_dir"),
-    ),
-    "N2M": Shape(
-        task="n2m.tasks.seq2seq:Seq2SeqTask",
-        data="n2m.data.seq2seq:Seq2SeqDataModule",
-        predictor="n2m.predictor_seq2seq:Seq2SeqPredictor",
-        exporter="n2m.export_seq2seq:export_seq2seq",
-        model_to_data=("backbone", "architecture"),
-        data_to_model=("backbone_dir",),
-    ),
-    "N2N": Shape(
-        task="n2m.tasks.token:TokenTask",
-        data="n2m.data.tokens:TokenDataModule",
-        predictor="n2m.predictor_token:TokenPredictor",
-        exporter="n2m.predictor_token:export_token",
-        model_to_data=("backbone", "scheme"),
-        data_to_model=("label_names", "backbone_dir", "unit"),
-    ),
+    "N21": _shape("n2m.shapes.n21", N21_LAYOUTS, onnx="n2m.shapes.n21.onnx:OnnxPredictor"),
+    "N2N": _shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}),
+    "N2M": _shape("n2m.shapes.n2m", {"generation": "generation"}),
 }
+# an ensemble of N21 models is served like one N21 model
+ENSEMBLE = "n2m.shapes.n21.ensemble:EnsemblePredictor"
 
 
 def get_shape(name: str) -> Shape:
     if name not in SHAPES:
         raise ValueError(f"unknown shape {name!r}; n2m knows {sorted(SHAPES)}")
     return SHAPES[name]
+
+
+def predictor_class(shape: str, backend: str = "torch") -> Any:
+    if shape == "ensemble":
+        if backend != "torch":
+            raise ValueError(f"an ensemble runs its members with the torch backend, not {backend!r}")
+        return load_object(ENSEMBLE)
+    found = get_shape(shape)
+    if backend == "torch":
+        return found.part("predictor")
+    if backend not in found.backends:
+        known = ["torch", *found.backends]
+        raise ValueError(f"unknown backend {backend!r} for the {shape} shape: use one of {known}")
+    return load_object(found.backends[backend])
+
+
+def page_layout(shape: str, task: str, inputs: list[str]) -> str:
+    """How the web page shows a model's results; `json` for what it has no layout for."""
+    layouts = N21_LAYOUTS if shape == "ensemble" else SHAPES[shape].layouts if shape in SHAPES else {}
+    layout = layouts.get(task, "json")
+    return "similarity" if layout == "score" and len(inputs) == 2 else layout
 
 
 def load_object(path: str) -> Any:

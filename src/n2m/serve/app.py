@@ -62,7 +62,7 @@ def create_app(
     fields = input_fields(info)
     streaming = callable(getattr(predictor, "stream", None))
     view = model_view(info, name or str(info.get("name", "model")), backend, streaming, limits)
-    models = api_models(fields, output_type(predictor, info), limits)
+    models = api_models(fields, output_type(predictor), limits)
     metrics = ServerMetrics(view.name, view.shape, backend)
     batcher = MicroBatcher(
         lambda inputs: predictor.predict(inputs, batch_size=max_batch_size),

@@ -39,19 +39,15 @@ def main(argv: list[str]) -> None:
     import torch
     import uvicorn
 
-    from n2m.predictor import Predictor
+    from n2m.core.predictor import Predictor
     from n2m.serve.app import create_app
 
     args = build_parser().parse_args(argv)
     folder = Path(args.model_dir)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.backend == "onnx":
-        from n2m.onnx_export import load_onnx_predictor
-
-        predictor = load_onnx_predictor(folder, args.onnx_file, threads=args.threads)
-    else:
-        predictor = Predictor.from_pretrained(folder)
+    options = {"onnx_file": args.onnx_file, "threads": args.threads} if args.backend == "onnx" else {}
+    predictor = Predictor.from_pretrained(folder, backend=args.backend, **options)
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_inputs=args.max_inputs,

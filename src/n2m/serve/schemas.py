@@ -1,10 +1,8 @@
-"""The API's request and response models, built from the served model's `n2m.json` (`Predictor.info`).
+"""The API's request and response models, built from the served model's card (`Predictor.info`).
 
-Every shape plugs in the same way: its `n2m.json` names the input fields (`inputs`, default `["text"]`),
-and the results are the predictor's own dataclasses. A predictor may name its result type as
-`output_type` (else N21's are derived from the objective, and any other shape is documented as an object).
-`ModelView` tells the web page which layout fits: a similarity gauge, class bars, entity highlights,
-streamed text, or plain JSON for a shape it does not know yet.
+Every shape plugs in the same way: its card names the input fields (`inputs`), the predictor names its result
+type (`output_type`, documented as an object when it has none), and the registry says which page layout fits
+(`n2m.registry.page_layout`): a similarity gauge, class bars, entity highlights, streamed text, or plain JSON.
 """
 
 from __future__ import annotations
@@ -14,21 +12,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, create_model
 
-from n2m.outputs import ClassPrediction, LabelsPrediction, ScorePrediction
+from n2m.registry import page_layout
 from n2m.serve.limits import Limits, check_text
 
-N21_OUTPUTS = {"regression": ScorePrediction, "classification": ClassPrediction, "multilabel": LabelsPrediction}
-# result types of the other shapes, by (shape, scheme), for the OpenAPI document; loaded only when served
-OTHER_OUTPUTS = {
-    ("N2N", "bio"): "n2m.predictor_token:EntityPrediction",
-    ("N2N", "tags"): "n2m.predictor_token:TagPrediction",
-    ("N2M", None): "n2m.predictor_seq2seq:GeneratedText",
-}
-TASKS = {"N2M": "generation"}
 FIELD_HELP = {
     "text": "the text (the first one of a pair)",
     "text_pair": "the second text of the pair",
-    "source": "the text to transform",
 }
 
 
@@ -52,30 +41,19 @@ class ModelView:
 
 
 def model_view(info: dict[str, Any], name: str, backend: str, streaming: bool, limits: Limits) -> ModelView:
-    shape = str(info.get("shape", "N21"))
-    inputs = input_fields(info)
-    task = str(info.get("objective") or info.get("task") or info.get("scheme") or TASKS.get(shape, shape))
-    labels = info.get("label_names") or info.get("labels")
-    if shape == "N21":
-        if task == "regression":
-            layout = "similarity" if len(inputs) == 2 else "score"
-        else:
-            layout = "classes" if task == "classification" else "labels"
-    elif shape == "N2N":
-        layout = "tags" if info.get("scheme") == "tags" else "entities"
-    else:
-        layout = {"N2M": "generation"}.get(shape, "json")
+    shape, task, inputs = str(info.get("shape", "")), str(info.get("task", "")), input_fields(info)
+    labels = info.get("labels")
     return ModelView(
         name=name,
         shape=shape,
         task=task,
         inputs=inputs,
-        layout=layout,
+        layout=page_layout(shape, task, inputs),
         backend=backend,
         labels=list(labels) if isinstance(labels, list) else None,
-        score_range=info.get("score_range"),
+        score_range=(info.get("settings") or {}).get("score_range"),
         backbone=info.get("backbone"),
-        n2m_version=info.get("n2m_version"),
+        n2m_version=(info.get("provenance") or {}).get("n2m_version"),
         streaming=streaming,
         limits={
             "max_body_bytes": limits.max_body_bytes,
@@ -93,22 +71,9 @@ def input_fields(info: dict[str, Any]) -> list[str]:
     return ["text"]
 
 
-def output_type(predictor: Any, info: dict[str, Any]) -> Any:
-    declared = getattr(predictor, "output_type", None)
-    if declared is not None:
-        return declared
-    shape = info.get("shape", "N21")
-    if shape == "N21" and info.get("objective") in N21_OUTPUTS:
-        return N21_OUTPUTS[info["objective"]]
-    where = OTHER_OUTPUTS.get((shape, info.get("scheme")))
-    if where:
-        from n2m.registry import load_object
-
-        try:
-            return load_object(where)
-        except (ImportError, AttributeError):  # renamed since: still served, documented as an object
-            pass
-    return dict[str, Any]
+def output_type(predictor: Any) -> Any:
+    """The predictor's result type, for the OpenAPI document (an object when it names none)."""
+    return getattr(predictor, "output_type", None) or dict[str, Any]
 
 
 @dataclass

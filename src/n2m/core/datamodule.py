@@ -1,0 +1,183 @@
+"""`ShapeDataModule`: the template every shape's DataModule fills in.
+
+The base owns the path every shape's data takes: resolve (and, with `trim_vocab`, cut) the backbone once,
+validate every file before training starts (`prepare_data`), carve seeded splits, tokenize once into the
+token cache, and batch by length (`LengthGroupedSampler` for training, longest-first for evaluation).
+A shape fills in four hooks: `read_splits` (validated examples per split), `vocabulary_texts` (what a
+trimmed vocabulary must cover), `encode` (examples → a Dataset with `.lengths`) and `collate`; and it
+says what the model must know before it is built (`spec`, a `DataSpec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from n2m.backbones import resolve_backbone, trimmed_backbone
+from n2m.core.card import Encoding, ModelCard
+from n2m.core.samplers import LengthGroupedSampler, SortedByLengthSampler
+from n2m.core.splits import carve
+from n2m.core.token_cache import cached_tokens
+from n2m.errors import DataError
+
+T = TypeVar("T")
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the data tells the model before it is built, resolved once by the DataModule: the data's part of
+    the model card, and the folder the backbone (vocabulary-trimmed or not) is loaded from."""
+
+    shape: str
+    task: str
+    inputs: list[str]
+    backbone: str
+    backbone_dir: str
+    encoding: Encoding = field(default_factory=Encoding)
+    labels: list[str] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def card(self, **model_settings: Any) -> ModelCard:
+        """The model card of a model trained on this data, with the model's own settings added."""
+        from n2m import __version__
+
+        settings = {**self.settings, **model_settings}
+        return ModelCard(self.shape, self.task, list(self.inputs), self.backbone, self.encoding,
+                         list(self.labels) if self.labels else None, settings, {"n2m_version": __version__})  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: DataSpec | dict[str, Any]) -> DataSpec:
+        if isinstance(data, DataSpec):
+            return data
+        return cls(**{**data, "encoding": Encoding(**data.get("encoding", {}))})
+
+
+class ShapeDataModule(L.LightningDataModule):
+    """Base of the shapes' DataModules. Their hparams hold at least `backbone`, `trim_vocab`, `vocab_corpus`,
+    `batch_size`, `eval_batch_size`, `group_by_length`, `num_workers`, `split_seed` and `cache_tokens`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datasets: dict[str, Dataset] = {}
+        self.examples: dict[str, list[Any]] = {}
+
+    # ---- hooks a shape fills in ---------------------------------------------------------------------------
+    @property
+    def spec(self) -> DataSpec:
+        raise NotImplementedError
+
+    def read_splits(self, stage: str) -> dict[str, list[Any]]:
+        """Validated examples of the splits a stage uses (see `select`)."""
+        raise NotImplementedError
+
+    def has_split(self, stage: str) -> bool:
+        """Whether the recipe gives data for a stage (`fit`, `validate`, `test`, `predict`)."""
+        raise NotImplementedError
+
+    def vocabulary_texts(self) -> list[str]:
+        """The texts a trimmed vocabulary must tokenize exactly as the full one does."""
+        raise NotImplementedError
+
+    def encode(self, examples: list[Any], with_targets: bool) -> Dataset:
+        """Examples → a Dataset whose items `collate` batches and whose `.lengths` the samplers read."""
+        raise NotImplementedError
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ---- what the base does with them -----------------------------------------------------------------
+    @cached_property
+    def backbone_dir(self) -> str:
+        """The backbone folder: as named, or cut to the pieces of the training and validation texts (and the
+        `vocab_corpus` files) when `trim_vocab` is set; every one of those texts tokenizes as before."""
+        h = self.hparams
+        if not h.trim_vocab:
+            return str(resolve_backbone(h.backbone))
+        texts = self.vocabulary_texts()
+        for path in h.get("vocab_corpus") or []:
+            texts += [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        return str(trimmed_backbone(h.backbone, texts))
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return AutoTokenizer.from_pretrained(self.backbone_dir)
+
+    def prepare_data(self) -> None:
+        """Once per machine: convert (and trim) the backbone, validate every file, tokenize into the cache."""
+        self.backbone_dir  # noqa: B018 - before any process needs it
+        for stage in ("fit", "test", "predict"):
+            if self.has_split(stage):
+                self.read_splits(stage)
+
+    def setup(self, stage: str) -> None:
+        for split, examples in self.read_splits(stage).items():
+            self.examples[split] = examples
+            self.datasets[split] = self.encode(examples, with_targets=split != "predict")
+
+    def carve_train(self, train: list[T], given: dict[str, list[T] | None]) -> dict[str, list[T]]:
+        """Splits with a file of their own (`given`) as they are; the others carved from `train` by their ratio."""
+        h = self.hparams
+        test_ratio = 0.0 if given.get("test") is not None else h.test_ratio
+        val_ratio = 0.0 if given.get("val") is not None else h.val_ratio
+        splits = carve(train, test_ratio, val_ratio, h.split_seed)
+        splits.update({name: examples for name, examples in given.items() if examples is not None})
+        return splits
+
+    def select(self, splits: dict[str, list[T]], stage: str) -> dict[str, list[T]]:
+        """The splits `stage` uses; a missing one is an error that says what to set (training may go
+        without validation)."""
+        wanted = STAGE_SPLITS[stage]
+        for name in wanted:
+            if not splits.get(name) and not (name == "val" and stage == "fit"):
+                if name == "predict":
+                    raise DataError("nothing to predict: set `data.predict` to a file")
+                ways = [f"`data.{name}`"] + ([f"`data.{name}_ratio`"] if name != "train" else [])
+                ways += ["`data.split_file`"] if "split_file" in self.hparams and name != "train" else []
+                raise DataError(f"no {name} data: set {' or '.join(ways)}")
+        return {name: splits[name] for name in wanted if splits.get(name)}
+
+    def cached(self, key: Any, encode: Callable[[], Any]) -> Any:
+        """`encode()`, through the token cache unless `cache_tokens` is off."""
+        return cached_tokens(self.tokenizer, key, encode) if self.hparams.cache_tokens else encode()
+
+    # ---- loaders ----------------------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        data = self.datasets["train"]
+        h = self.hparams
+        grouped = LengthGroupedSampler(data.lengths, h.batch_size, seed=h.split_seed)  # type: ignore[attr-defined]
+        sampler = grouped if h.group_by_length else torch.utils.data.RandomSampler(data)
+        return self.loader(data, h.batch_size, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.eval_loader("predict")
+
+    def loader(self, data: Dataset, batch_size: int, sampler: Any) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=self.collate,
+                          num_workers=workers, persistent_workers=workers > 0)  # fmt: skip
+
+    def eval_loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            raise DataError(f"no {split} data: set `data.{split}`")
+        data = self.datasets[split]
+        size = self.hparams.eval_batch_size or self.hparams.batch_size * 2
+        lengths = data.lengths  # type: ignore[attr-defined]
+        return self.loader(data, size, SortedByLengthSampler(lengths) if self.hparams.group_by_length else None)

@@ -1,0 +1,96 @@
+"""`Predictor`: an exported model folder → typed results, without Lightning and without pickle.
+
+Every shape's predictor is the same pipeline (as a Hugging Face pipeline is): `preprocess` checks and
+tokenizes the inputs, `forward` runs one batch, `postprocess` turns one raw output into the shape's result
+type. The base owns what they share: loading through the registry, batching longest-first (little padding)
+with results put back in input order, `torch.inference_mode`, and the device. A backend (PyTorch, ONNX
+Runtime) is another implementation of `forward`.
+
+>>> p = Predictor.from_pretrained("out/korsts")
+>>> p.predict([("한 남자가 기타를 치고 있다.", "남자가 기타를 연주한다.")])
+[ScorePrediction(score=4.6)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from n2m.core.card import ModelCard
+from n2m.registry import predictor_class
+
+
+class Predictor:
+    """Base of every shape's predictor. Subclasses implement `load`, `preprocess`, `length`, `forward` and
+    `postprocess`, and name their result type (`output_type`) and the options each stage takes."""
+
+    card: ModelCard
+    device: str = "cpu"
+    default_batch_size: ClassVar[int] = 64
+    output_type: Any = dict  # the result dataclass, documented in the server's OpenAPI schema
+    forward_options: ClassVar[frozenset[str]] = frozenset()
+    postprocess_options: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu", backend: str = "torch", **options: Any) -> Predictor:
+        """The predictor of the folder's shape (found in `n2m.registry`). `backend="onnx"` runs the folder's ONNX
+        file (written by `n2m export --onnx`) with ONNX Runtime; `options` go to that backend's `load`
+        (`onnx_file="model.int8.onnx"`, `threads=2`)."""
+        folder = Path(folder)
+        card = ModelCard.load(folder)
+        found = predictor_class(card.shape, backend)
+        if not issubclass(found, cls):
+            raise TypeError(f"{folder} holds an {card.shape} model, which {cls.__name__} does not load")
+        return found.load(folder, card, device, **options)
+
+    @classmethod
+    def load(cls, folder: Path, card: ModelCard, device: str = "cpu") -> Predictor:
+        raise NotImplementedError
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the model is: the folder's `n2m.json` as this n2m reads it."""
+        return self.card.to_dict()
+
+    # ---- the pipeline ---------------------------------------------------------------------------------
+    def preprocess(self, inputs: Sequence[Any]) -> list[Any]:
+        """Inputs → one feature per input (checked: a bad input raises `ValueError` naming its index)."""
+        raise NotImplementedError
+
+    def length(self, feature: Any) -> int:
+        """How long a feature is, to batch similar lengths together."""
+        raise NotImplementedError
+
+    def forward(self, features: list[Any], **options: Any) -> list[Any]:
+        """One batch of features → one raw output per feature."""
+        raise NotImplementedError
+
+    def postprocess(self, output: Any, feature: Any, **options: Any) -> Any:
+        return output
+
+    def predict(self, inputs: Sequence[Any], batch_size: int | None = None, **options: Any) -> list[Any]:
+        """One result per input, in input order. `options` go to the stage that takes them (e.g. a
+        classifier's `threshold`, a generator's `num_beams`); an unknown one is an error."""
+        unknown = set(options) - self.forward_options - self.postprocess_options
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.predict got unknown option(s) {sorted(unknown)}")
+        features = self.preprocess(inputs)
+        forward = {k: v for k, v in options.items() if k in self.forward_options}
+        outputs = self.run(features, batch_size, **forward)
+        post = {k: v for k, v in options.items() if k in self.postprocess_options}
+        return [self.postprocess(o, f, **post) for o, f in zip(outputs, features, strict=True)]
+
+    @torch.inference_mode()
+    def run(self, features: list[Any], batch_size: int | None = None, **options: Any) -> list[Any]:
+        """`forward` over batches of similar length (longest first), outputs back in input order."""
+        size = batch_size or self.default_batch_size
+        order = sorted(range(len(features)), key=lambda i: -self.length(features[i]))
+        outputs: list[Any] = [None] * len(features)
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            for i, output in zip(chunk, self.forward([features[i] for i in chunk], **options), strict=True):
+                outputs[i] = output
+        return outputs

@@ -1,0 +1,50 @@
+"""Tokenization and batching for N21, shared by the DataModule and the Predictor so both see the same ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from n2m.core.batching import pad_sequences
+from n2m.core.card import Encoding
+
+PairEncoding = Literal["cross", "bi"]
+Features = dict[str, dict[str, list[int]]]  # {"a": {"input_ids": [...], ...}, "b": {...}} (b for bi-encoders)
+
+
+def _rows(encoded: Any, n: int) -> list[dict[str, list[int]]]:
+    keys = [k for k in encoded if k != "attention_mask"]  # the mask is rebuilt from lengths when padding
+    return [{k: encoded[k][i] for k in keys} for i in range(n)]
+
+
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    encoding: Encoding,
+    pair_encoding: PairEncoding = "cross",
+) -> list[Features]:
+    """Token ids for each input: one sequence (single text or cross-encoded pair) or two (bi-encoder)."""
+    prefix = encoding.text_prefix
+    texts = [prefix + t for t in texts]
+    common = {"truncation": True, "max_length": encoding.max_length}
+    if pairs is None:
+        return [{"a": row} for row in _rows(tokenizer(texts, **common), len(texts))]
+    pairs = [prefix + t for t in pairs]
+    if pair_encoding == "cross":
+        rows = _rows(tokenizer(texts, pairs, **common), len(texts))
+        return [{"a": row} for row in rows]
+    rows_a = _rows(tokenizer(texts, **common), len(texts))
+    rows_b = _rows(tokenizer(pairs, **common), len(pairs))
+    return [{"a": a, "b": b} for a, b in zip(rows_a, rows_b, strict=True)]
+
+
+def feature_length(features: Features) -> int:
+    return sum(len(seq["input_ids"]) for seq in features.values())
+
+
+def collate_features(features: Sequence[Features], pad_id: int) -> dict[str, dict[str, torch.Tensor]]:
+    return {part: pad_sequences([f[part] for f in features], pad_id) for part in features[0]}

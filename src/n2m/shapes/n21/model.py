@@ -1,0 +1,91 @@
+"""`SequenceModel`: backbone + pooling + N21 head. Shared by the Lightning task, the Predictor and the export."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from n2m.core.card import ModelCard
+from n2m.core.encoder import EncoderModel, Pooling, build_encoder, pool
+from n2m.shapes.n21.encoding import PairEncoding
+from n2m.shapes.n21.examples import Objective
+
+
+class SequenceModel(EncoderModel):
+    """One text or a pair → logits (classes) or a normalized score.
+
+    Regression works on scores mapped to [0, 1] by `score_range`, so one learning rate suits any scale.
+    A bi-encoder pair encodes each text alone with the shared backbone: cosine similarity is the
+    score; for classes the head sees [u, v, |u - v|] (Sentence-BERT).
+    """
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        objective: Objective,
+        num_labels: int,
+        pair_encoding: PairEncoding = "cross",
+        pooling: Pooling = "mean",
+        dropout: float = 0.1,
+        score_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.objective = objective
+        self.pair_encoding = pair_encoding
+        self.pooling = pooling
+        self.register_buffer("score_range", torch.tensor(score_range, dtype=torch.float), persistent=False)
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.cosine_head = pair_encoding == "bi" and objective == "regression"
+        if not self.cosine_head:
+            width = hidden * 3 if pair_encoding == "bi" else hidden
+            self.head = nn.Linear(width, 1 if objective == "regression" else num_labels)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, card: ModelCard) -> SequenceModel:
+        settings = card.settings
+        score_range = settings.get("score_range")
+        return cls(
+            build_encoder(config, pretrained=False),
+            card.task,  # type: ignore[arg-type]
+            len(card.labels or [None]),
+            settings.get("pair_encoding", "cross"),
+            settings.get("pooling", "mean"),
+            score_range=tuple(score_range) if score_range else (0.0, 1.0),
+        )
+
+    def embed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.encoder(**inputs).last_hidden_state
+        return pool(hidden, inputs["attention_mask"], self.pooling)
+
+    def forward(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Logits `(B, C)` for classes, or a normalized score `(B,)` for regression."""
+        return self.head_logits(self.embed(batch["a"]), self.embed(batch["b"]) if "b" in batch else None)
+
+    def head_logits(self, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
+        """Sentence vectors (`v`: the second text's, for a bi-encoder pair) → logits or a normalized score."""
+        if v is not None:
+            if self.cosine_head:
+                return F.cosine_similarity(u, v, dim=-1)
+            u = torch.cat([u, v, (u - v).abs()], dim=-1)
+        out = self.head(self.dropout(u))
+        return out.squeeze(-1) if self.objective == "regression" else out
+
+    def to_outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores on the data's own scale, or class probabilities."""
+        if self.objective == "regression":
+            low, high = self.score_range
+            return low + logits.float() * (high - low)
+        if self.objective == "classification":
+            return logits.float().softmax(-1)
+        return logits.float().sigmoid()
+
+    def normalize_target(self, target: torch.Tensor) -> torch.Tensor:
+        low, high = self.score_range
+        return (target - low) / (high - low)
+
+
+Model = SequenceModel

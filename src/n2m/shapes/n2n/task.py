@@ -1,0 +1,150 @@
+"""`TokenTask`: the N2N shape (a tag per word or per character: named entities, POS) as a LightningModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from n2m.core.card import ModelCard
+from n2m.core.datamodule import DataSpec
+from n2m.core.encoder import build_encoder
+from n2m.core.rows import prediction_rows
+from n2m.core.task import BaseTask, Optimization
+from n2m.shapes.n2n.metrics import EntityScores, TagAccuracy
+from n2m.shapes.n2n.model import TokenModel
+from n2m.shapes.n2n.outputs import decode_prediction
+from n2m.shapes.n2n.spans import bio_to_spans, bio_transitions, decode_units, entity_types, predicted_spans
+
+
+class TokenTask(BaseTask):
+    """N2N: encoder + per-unit head, cross-entropy over the units the model reads, entity or tag metrics.
+
+    The backbone, the scheme (`bio` or `tags`), the label names, the unit and the encoding come from the data
+    (`spec`; `TokenTask.from_data(data)`).
+
+    Args:
+        backbone_config: settings of the backbone's config to replace, e.g. `{attention_probs_dropout_prob: 0.0}`.
+        constrained_decoding: for `bio`, decode the most probable path with no `I-X` after `O` / another type
+            (Viterbi over the unit tags) instead of each unit's argmax. Both are logged (`f1_constrained`,
+            `f1_argmax`); `f1` is the one chosen here.
+        dropout: of the tag head.
+        optimization: learning rates, schedule, freezing, warm start (`Optimization`).
+    """
+
+    def __init__(
+        self,
+        spec: DataSpec | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        constrained_decoding: bool = True,
+        dropout: float = 0.1,
+        optimization: Optimization | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["spec", "optimization"])
+        self.setup_task(spec, optimization)
+        labels = self.spec.labels
+        if not labels:
+            raise ValueError("an N2N task needs the data's label names (`data.label_names` or a `train` file)")
+        self.scheme = self.spec.task
+        self.model = TokenModel(build_encoder(self.spec.backbone_dir, overrides=backbone_config), len(labels), dropout)
+        self.transitions = bio_transitions(labels) if self.scheme == "bio" else None
+        if self.scheme == "bio":
+            types = entity_types(labels)
+            self.main_metric = "val/f1"
+            self.val_metrics = torch.nn.ModuleDict({m: EntityScores(types) for m in ("argmax", "constrained")})
+            self.test_metrics = torch.nn.ModuleDict({m: EntityScores(types) for m in ("argmax", "constrained")})
+        else:
+            self.main_metric = "val/accuracy"
+            self.val_metrics = torch.nn.ModuleDict({"argmax": TagAccuracy()})
+            self.test_metrics = torch.nn.ModuleDict({"argmax": TagAccuracy()})
+        self.prepare_weights()
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.spec.labels or [])
+
+    @property
+    def decoding(self) -> str:
+        return "constrained" if self.scheme == "bio" and self.hparams.constrained_decoding else "argmax"
+
+    def card(self) -> ModelCard:
+        return self.spec.card(constrained_decoding=self.hparams.constrained_decoding)
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        labels = batch["labels"]
+        trained = (labels >= 0) & (batch["unit_token"] >= 0)
+        if not trained.any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits[trained].float(), labels[trained])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self.model(batch), batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def evaluate(self, batch: dict[str, Any], metrics: torch.nn.ModuleDict, prefix: str) -> None:
+        logits = self.model(batch)
+        size = batch["input_ids"].shape[0]
+        self.log(f"{prefix}/loss", self.loss(logits, batch), sync_dist=True, batch_size=size)
+        log_probs = logits.float().log_softmax(-1).cpu()
+        covered, labels = (batch["unit_token"] >= 0).cpu(), batch["labels"].cpu()
+        names = self.label_names
+        for b, n in enumerate(batch["num_units"].tolist()):
+            gold = labels[b, :n]
+            if self.scheme == "tags":
+                predicted = torch.tensor(decode_units(log_probs[b, :n], covered[b, :n]))
+                metrics["argmax"].update(predicted, gold, torch.ones_like(gold, dtype=torch.bool))
+                continue
+            gold_spans = [bio_to_spans([names[i] for i in gold.tolist()])]
+            for mode, transitions in (("argmax", None), ("constrained", self.transitions)):
+                tags = decode_units(log_probs[b, :n], covered[b, :n], transitions)
+                metrics[mode].update([predicted_spans(tags, names)], gold_spans)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate(batch, self.test_metrics, "test")
+
+    def log_metrics(self, metrics: torch.nn.ModuleDict, prefix: str) -> None:
+        if self.scheme == "tags":
+            self.log(f"{prefix}/accuracy", metrics["argmax"].compute(), prog_bar=True)
+        else:
+            for mode, metric in metrics.items():
+                scores = metric.compute()
+                self.log(f"{prefix}/f1_{mode}", scores["f1"])
+                if mode == self.decoding:
+                    self.log_dict({f"{prefix}/{k}": v for k, v in scores.items()}, prog_bar=False)
+        for metric in metrics.values():
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_metrics(self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        probs = self.model(batch).float().softmax(-1).cpu()
+        covered = (batch["unit_token"] >= 0).cpu()
+        transitions = self.transitions if self.decoding == "constrained" else None
+        decoded = []
+        for b, n in enumerate(batch["num_units"].tolist()):
+            tags = decode_units(probs[b, :n].log(), covered[b, :n], transitions)
+            decoded.append((tags, probs[b, :n]))
+        return {"index": batch["index"].tolist(), "decoded": decoded}
+
+    def prediction_rows(self, batches: list[dict[str, Any]], datamodule: Any) -> list[dict[str, Any]]:
+        """Per input sentence in file order: its entities (`bio`) or its tagged words (`tags`)."""
+        examples = datamodule.examples["predict"]
+        results: list[Any] = [None] * len(examples)
+        for batch in batches:
+            for index, (tags, probs) in zip(batch["index"], batch["decoded"], strict=True):
+                ex = examples[index]
+                results[index] = decode_prediction(ex.text, ex.units, tags, probs, self.label_names, self.scheme)
+        return prediction_rows(results, [ex.id for ex in examples])
+
+
+Task = TokenTask
