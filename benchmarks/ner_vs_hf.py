@@ -8,7 +8,7 @@ e5-small folder, same epochs, batch size, learning rate, schedule and seed.
 (b) `n2m fit --config recipes/klue-ner.yaml` (each character read from its token plus its offset in it;
     constrained BIO decoding; the epoch is chosen on the validation split).
 
-Both are scored with the same code (`n2m.metrics_spans.EntityScores`: exact character span and type, micro
+Both are scored with the same code (`n2m.shapes.n2n.metrics.EntityScores`: exact character span and type, micro
 over types, seqeval's default mode) on the test ids of data/splits/klue-ner.json.
 Each system runs in its own child process, so its peak RSS (VmHWM) is its own. Training throughput is
 training sentences × epochs / seconds spent training (validation excluded: n2m's is timed by a callback and
@@ -37,7 +37,7 @@ BATCH, LR, SEED, MAX_LENGTH = 32, 1e-4, 0, 128
 
 
 def load_split(split_file: Path):
-    from n2m.data.tokens import load_token_examples
+    from n2m.shapes.n2n.examples import load_token_examples
 
     examples = {ex.id: ex for ex in load_token_examples(SOURCE, "klue-ner")}
     spec = json.loads(split_file.read_text(encoding="utf-8"))
@@ -45,7 +45,7 @@ def load_split(split_file: Path):
 
 
 def gold_spans(ex) -> set:
-    from n2m.spans import bio_to_spans, unit_spans_to_chars
+    from n2m.shapes.n2n.spans import bio_to_spans, unit_spans_to_chars
 
     return set(unit_spans_to_chars(bio_to_spans(ex.tags), ex.units))
 
@@ -60,8 +60,8 @@ def run_hf(config: dict) -> dict:
         TrainingArguments,
     )
 
-    from n2m.metrics_spans import EntityScores
-    from n2m.spans import Span, bio_to_spans, entity_types
+    from n2m.shapes.n2n.metrics import EntityScores
+    from n2m.shapes.n2n.spans import Span, bio_to_spans, entity_types
 
     split = load_split(Path(config["split_file"]))
     tokenizer = AutoTokenizer.from_pretrained(config["backbone_dir"])
@@ -197,7 +197,7 @@ def main() -> None:
         print(json.dumps(runner({**config, "out": f"{config['out']}/{args.child}"})))
         return
 
-    from n2m.data.tokens import TokenDataModule
+    from n2m.shapes.n2n.data import TokenDataModule
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -71,9 +71,9 @@ def main() -> None:
     from kiwipiepy import Kiwi
 
     from n2m.cli import main as n2m
-    from n2m.data.tokens import load_token_examples
-    from n2m.export import export_checkpoint
-    from n2m.predictor import Predictor
+    from n2m.core.export import export_checkpoint
+    from n2m.core.predictor import Predictor
+    from n2m.shapes.n2n.examples import load_token_examples
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def main() -> None:
     test = [by_id[i] for i in spec["test"]]
     gold = [list(ex.tags) for ex in test]
     predictor = Predictor.from_pretrained(model)
-    names = predictor.schema.label_names
+    names = predictor.card.labels
     n2m_tags = [[names[t] if t >= 0 else "" for t in tags] for tags, _ in predictor.predict_units(test)]
     start = time.time()
     kiwi = Kiwi()

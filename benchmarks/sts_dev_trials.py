@@ -64,16 +64,16 @@ TRIALS: dict[str, list[str]] = {
     "ad0": NO_ATTENTION_DROPOUT,
     "ema": ["--trainer.callbacks+", json.dumps(EMA)],
     "ema-ad0": [*NO_ATTENTION_DROPOUT, "--trainer.callbacks+", json.dumps(EMA)],
-    "nli": ["--model.init_from", str((NLI_STAGE / "model").relative_to(ROOT))],
+    "nli": ["--model.optimization.init_from", str((NLI_STAGE / "model").relative_to(ROOT))],
     "seed1": ["--seed_everything", "1"],
-    "lr5e-5": ["--model.lr", "5e-5"],
-    "lr1e-4-lld0.8": ["--model.lr", "1e-4", "--model.layer_lr_decay", "0.8"],
+    "lr5e-5": ["--model.optimization.lr", "5e-5"],
+    "lr1e-4-lld0.8": ["--model.optimization.lr", "1e-4", "--model.optimization.layer_lr_decay", "0.8"],
     "len128": ["--data.max_length", "128"],
     "hd0": ["--model.backbone_config", json.dumps({"hidden_dropout_prob": 0.0})],
-    "freeze-emb": ["--model.freeze_embeddings", "true"],
+    "freeze-emb": ["--model.optimization.freeze_embeddings", "true"],
     "cosent": ["--model.loss", "cosent"],
-    "b64-lr6e-5": ["--data.batch_size", "64", "--model.lr", "6e-5"],
-    "cosine": ["--model.schedule", "cosine"],
+    "b64-lr6e-5": ["--data.batch_size", "64", "--model.optimization.lr", "6e-5"],
+    "cosine": ["--model.optimization.schedule", "cosine"],
     # issue 3 allows up to the GPU bar's 5 epochs, the same for both systems
     "ep5": ["--trainer.max_epochs", "5"],
 }
@@ -121,7 +121,7 @@ def main(names: list[str], collect: bool, accelerator: str, backbone: str, deadl
             if make_stage:
                 make_stage()
             n2m("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
-                str(root), "--trainer.enable_progress_bar", "false", "--model.backbone", backbone,
+                str(root), "--trainer.enable_progress_bar", "false", "--data.backbone", backbone,
                 *ACCELERATOR_ARGS[accelerator], *TRIALS[name])  # fmt: skip
         # --collect keeps the date a trial was measured on
         date = results.get(name, {}).get("date", today()) if collect else today()

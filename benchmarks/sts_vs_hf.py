@@ -135,7 +135,7 @@ def run_n2m(
             "--seed_everything", str(seed), "--trainer.default_root_dir", out,
             "--trainer.enable_progress_bar", "false",
             "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json")),
-            "--model.backbone", backbone, *ACCELERATOR_ARGS[accelerator]]  # fmt: skip
+            "--data.backbone", backbone, *ACCELERATOR_ARGS[accelerator]]  # fmt: skip
     main(args)
     report = json.loads(Path(out, "results.json").read_text())
     timer = json.loads(Path(out, "train_time.json").read_text())
@@ -174,7 +174,7 @@ def score_ensemble(members: list[Path], files: dict[str, str], out: Path, weight
     return {
         "pearson": float(pearsonr(preds.tolist(), gold)[0]),
         "spearman": float(spearmanr(preds.tolist(), gold)[0]),
-        "weights": [round(w, 4) for w in json.loads(Path(out, "n2m.json").read_text())["weights"]],
+        "weights": [round(w, 4) for w in json.loads(Path(out, "n2m.json").read_text())["settings"]["weights"]],
     }
 
 
@@ -232,7 +232,7 @@ def run_n2m_kfold(
     start = time.time()
     main(["kfold", "--folds", str(members), "--config", str(ROOT / "recipes/korsts.yaml"), "--data.train",
           files["train"], "--data.test", files["test"], "--trainer.max_epochs", str(epochs),
-          "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false", "--model.backbone", backbone,
+          "--trainer.default_root_dir", out, "--trainer.enable_progress_bar", "false", "--data.backbone", backbone,
           *ACCELERATOR_ARGS[accelerator]])  # fmt: skip
     wall = time.time() - start
     folders = [Path(out, f"fold{i}/model") for i in range(members)]

@@ -119,6 +119,48 @@ def test_alignment_of_wordpiece_offsets(tiny_backbone):
     assert align_units_to_tokens(text, words, truncated)[0][-1] == -1  # cut off: not seen
 
 
+@pytest.mark.parametrize("prefix", ["query: ", "passage:"])
+def test_text_prefix_is_tokenized_but_read_by_no_unit(klue_ner_test, metaspace_backbone, tiny_backbone, prefix):
+    """`text_prefix` goes before every text for the tokenizer; each unit still reads the token holding its own
+    first character of the real text (never a token of the prefix), so gold spans come back exactly."""
+    from transformers import AutoTokenizer
+
+    wnut = load_token_examples(ROOT / "data/wnut17/emerging.dev.conll", "conll")[:200]
+    for backbone, examples in ((metaspace_backbone, klue_ner_test[:200]), (tiny_backbone, wnut)):
+        tokenizer = AutoTokenizer.from_pretrained(backbone)
+        plain = encode_units(tokenizer, examples, Encoding(512))
+        prefixed = encode_units(tokenizer, examples, Encoding(512, prefix))
+        for ex, f, g in zip(examples, plain, prefixed, strict=True):
+            encoded = tokenizer(prefix + ex.text, return_offsets_mapping=True)
+            assert g["input_ids"] == encoded["input_ids"]
+            assert [t == -1 for t in g["unit_token"]] == [t == -1 for t in f["unit_token"]]  # the same units seen
+            for (a, b), t in zip(ex.units, g["unit_token"], strict=True):
+                if t >= 0:
+                    first = next((c for c in range(a, b) if not ex.text[c].isspace()), a)
+                    start, end = encoded["offset_mapping"][t]
+                    assert start <= first + len(prefix) < end, (ex.id, a)
+        assert round_trip_failures(examples, tokenizer, 512, prefix) == []
+
+
+def test_wordpiece_text_prefix_moves_tokens_only(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    wnut = load_token_examples(ROOT / "data/wnut17/emerging.dev.conll", "conll")[:200]
+    ids = tokenizer("query: ")["input_ids"][1:-1]  # the prefix's own tokens, after [CLS]
+    shifted = [  # a prefix that ends in a space moves every unit's token by its length, nothing else
+        {**f, "input_ids": f["input_ids"][:1] + ids + f["input_ids"][1:],
+         "unit_token": [t + len(ids) if t >= 0 else -1 for t in f["unit_token"]]}
+        for f in encode_units(tokenizer, wnut, Encoding(512))
+    ]  # fmt: skip
+    assert encode_units(tokenizer, wnut, Encoding(512, "query: ")) == shifted
+
+    def seen(encoding: Encoding) -> int:
+        return sum(t >= 0 for f in encode_units(tokenizer, wnut, encoding) for t in f["unit_token"])
+
+    assert seen(Encoding(16, "query: ")) < seen(Encoding(16))  # the prefix counts towards max_length
+
+
 def test_constrained_decoding_is_the_best_valid_path():
     names = ["O", "B-A", "I-A", "B-B", "I-B"]
     allowed, first = bio_transitions(names)
@@ -146,9 +188,9 @@ def test_unseen_units_are_transparent():
     assert predicted_spans([0, -1, 1], names) == [Span(2, 3, "A")]
 
 
-def round_trip_failures(examples, tokenizer, max_length: int) -> list[str]:
+def round_trip_failures(examples, tokenizer, max_length: int, text_prefix: str = "") -> list[str]:
     """Sentences whose gold spans do not come back from unit labels as the model sees them."""
-    features = encode_units(tokenizer, examples, Encoding(max_length))
+    features = encode_units(tokenizer, examples, Encoding(max_length, text_prefix))
     names = ["O", *sorted({t for ex in examples for t in ex.tags if t != "O"})]
     index = {n: i for i, n in enumerate(names)}
     failures = []

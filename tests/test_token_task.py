@@ -236,6 +236,30 @@ def test_predictor_tags_words(tiny_backbone, tmp_path):
     assert all(w.tag in data.label_names for w in result.words)
 
 
+def test_text_prefix_trains_exports_and_predicts_alike(tiny_backbone, wnut_slice, tmp_path):
+    """The prefix is in every training input and in the card, so the exported model reads texts as in training."""
+    data = TokenDataModule(train=str(wnut_slice["train"]), val=str(wnut_slice["val"]), format="conll", batch_size=8,
+                           backbone=tiny_backbone, cache_tokens=False, text_prefix="query: ")  # fmt: skip
+    task = TokenTask.from_data(data, optimization=Optimization(lr=1e-3))
+    assert task.spec.encoding.text_prefix == "query: "
+    trainer = quick_trainer(tmp_path, max_steps=3)
+    trainer.fit(task, data)
+    prefix_ids = data.tokenizer("query: ")["input_ids"][:-1]  # [CLS] and the prefix's tokens
+    assert all(f["input_ids"][: len(prefix_ids)] == prefix_ids for f in data.datasets["val"].features)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    predictor = Predictor.from_pretrained(export_checkpoint(tmp_path / "m.ckpt", tmp_path / "export"))
+    assert predictor.info["encoding"]["text_prefix"] == "query: "
+
+    examples = data.examples["val"]
+    task.eval()
+    with torch.no_grad():
+        for i, (_, probs) in enumerate(predictor.predict_units(examples)):
+            reference = task.model(data.collate([data.datasets["val"][i]])).softmax(-1)[0]
+            assert (probs - reference).abs().max() <= 1e-4
+    for ex, result in zip(examples, predictor.predict([ex.text for ex in examples]), strict=True):
+        assert all(ex.text[e.start : e.end] == e.text for e in result.entities)  # offsets of the text, not prefix
+
+
 def test_ddp_scores_equal_one_process(tiny_backbone, wnut_slice, tmp_path):
     """Two CPU processes each score half the test sentences; summed states give the one-process entity F1."""
     import os

