@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/chatbot_samples.md"))
     args = parser.parse_args()
 
-    from n2m.data.seq2seq import Seq2SeqColumns, Seq2SeqDataModule
-    from n2m.export import export_checkpoint
-    from n2m.predictor import Predictor
+    from n2m.core.export import export_checkpoint
+    from n2m.core.predictor import Predictor
+    from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
 
     run = Path(args.run)
     report = json.loads((run / "results.json").read_text(encoding="utf-8"))
@@ -47,7 +47,7 @@ def main() -> None:
 
     config = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
     data_cfg = dict(config["data"], columns=Seq2SeqColumns(**config["data"]["columns"]))
-    test = Seq2SeqDataModule(**data_cfg)._splits("test")["test"]
+    test = Seq2SeqDataModule(**data_cfg).read_splits("test")["test"]
     picks = sorted(torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))[: args.n].tolist())
     chosen = [test[i] for i in picks]
     answers = predictor.predict([ex.source for ex in chosen])

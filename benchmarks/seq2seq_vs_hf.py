@@ -81,12 +81,12 @@ class StepTimer(Callback):
 
 def recipe_data(recipe: Path, quick: bool) -> Any:
     """The recipe's DataModule (its files, split, lengths), sliced in quick mode."""
-    from n2m.data.seq2seq import Seq2SeqColumns, Seq2SeqDataModule
+    from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
 
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     data = dict(config["data"])
     data["columns"] = Seq2SeqColumns(**data["columns"])
-    return Seq2SeqDataModule(**data, **(QUICK if quick else {}), backbone=config["model"]["backbone"])
+    return Seq2SeqDataModule(**data, **(QUICK if quick else {}))
 
 
 def run_n2m(config: dict[str, Any], out: str) -> dict[str, Any]:
@@ -128,12 +128,13 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
         TrainerCallback,
     )
 
-    from n2m.tasks.generation_metrics import GenerationMetrics
+    from n2m.shapes.n2m.metrics import GenerationMetrics
 
     recipe = yaml.safe_load(Path(config["recipe"]).read_text(encoding="utf-8"))
     model_cfg, data_cfg = recipe["model"], recipe["data"]
+    opt_cfg = model_cfg["optimization"]
     data = recipe_data(Path(config["recipe"]), config["quick"])
-    fit, test = data._splits("fit"), data._splits("test")["test"]
+    fit, test = data.read_splits("fit"), data.read_splits("test")["test"]
     folder = data.backbone_dir  # the same trimmed e5-small n2m builds from
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -155,14 +156,14 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     no_decay = ("bias", "LayerNorm.weight")
     groups: dict[tuple[float, float], list] = {}
     for name, param in model.named_parameters():
-        lr = model_cfg.get("head_lr") or model_cfg["lr"] if any(k in name for k in new_parts) else model_cfg["lr"]
+        lr = opt_cfg.get("head_lr") or opt_cfg["lr"] if any(k in name for k in new_parts) else opt_cfg["lr"]
         groups.setdefault((lr, 0.0 if name.endswith(no_decay) else 0.01), []).append(param)
     optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
 
     class Pairs(torch.utils.data.Dataset):
         def __init__(self, examples):
             self.sources = tokenizer([e.source for e in examples], truncation=True,
-                                     max_length=data_cfg["max_source_length"])["input_ids"]  # fmt: skip
+                                     max_length=data_cfg["max_length"])["input_ids"]  # fmt: skip
             labels = tokenizer(text_target=[e.target for e in examples], truncation=True,
                                max_length=data_cfg["max_target_length"] + 1)["input_ids"]  # fmt: skip
             self.labels = [ids[1:] for ids in labels]  # drop <s>: the decoder is fed it (as n2m does)
@@ -197,9 +198,9 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     val_gen = model_cfg["val_generation"]
     args = Seq2SeqTrainingArguments(
         output_dir=out, per_device_train_batch_size=data_cfg["batch_size"],
-        per_device_eval_batch_size=data_cfg["eval_batch_size"], learning_rate=model_cfg["lr"],
-        num_train_epochs=config["epochs"], warmup_steps=float(model_cfg["warmup_ratio"]),  # a float is a ratio
-        lr_scheduler_type=model_cfg["schedule"], weight_decay=0.01, label_smoothing_factor=model_cfg["label_smoothing"],
+        per_device_eval_batch_size=data_cfg["eval_batch_size"], learning_rate=opt_cfg["lr"],
+        num_train_epochs=config["epochs"], warmup_steps=float(opt_cfg["warmup_ratio"]),  # a float is a ratio
+        lr_scheduler_type=opt_cfg["schedule"], weight_decay=0.01, label_smoothing_factor=model_cfg["label_smoothing"],
         seed=0, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="bleu", greater_is_better=True, predict_with_generate=True,
         generation_config=GenerationConfig(
@@ -295,8 +296,8 @@ def main() -> None:
     data = recipe_data(recipe, args.quick)
     details: dict[str, Any] = {
         "epochs": epochs,
-        "train_pairs": len(data._splits("fit")["train"]),
-        "test_pairs": len(data._splits("test")["test"]),
+        "train_pairs": len(data.read_splits("fit")["train"]),
+        "test_pairs": len(data.read_splits("test")["test"]),
     }
     name = str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),

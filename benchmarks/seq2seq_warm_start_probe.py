@@ -37,9 +37,9 @@ PAIRS, EPOCHS = 64, 25
 
 
 def probe(variant: dict, data, folder: str) -> dict:
-    from n2m.generation import GenerationOptions, decode, generate_ids
-    from n2m.models.seq2seq import NEW_IN_WARM_START, Seq2SeqModel, build_seq2seq
-    from n2m.tasks.generation_metrics import GenerationMetrics
+    from n2m.shapes.n2m.generation import GenerationOptions, decode, generate_ids
+    from n2m.shapes.n2m.metrics import GenerationMetrics
+    from n2m.shapes.n2m.model import NEW_IN_WARM_START, Seq2SeqModel, build_seq2seq
 
     torch.manual_seed(0)
     net = build_seq2seq("warm_start", folder, data.tokenizer, encoder_layers=6, decoder_layers=3,
@@ -63,7 +63,7 @@ def probe(variant: dict, data, folder: str) -> dict:
     model.eval()
     metrics = GenerationMetrics(["bleu", "chrf"])
     outputs = []
-    for batch in data._loader(data.datasets["train"], 32, None):
+    for batch in data.loader(data.datasets["train"], 32, None):
         ids = generate_ids(net, batch["input_ids"], batch["attention_mask"], GenerationOptions(max_new_tokens=40))
         texts = [decode(data.tokenizer, row) for row in ids]
         metrics.update(texts, batch["references"])
@@ -83,7 +83,7 @@ def probe(variant: dict, data, folder: str) -> dict:
 
 
 def main() -> None:
-    from n2m.data.seq2seq import Seq2SeqColumns, Seq2SeqDataModule
+    from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
 
     config = dict(yaml.safe_load(RECIPE.read_text(encoding="utf-8"))["data"])
     config["columns"] = Seq2SeqColumns(**config["columns"])

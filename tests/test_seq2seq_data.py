@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from transformers import AutoTokenizer
 
-from n2m.data.seq2seq import DataFile, Seq2SeqColumns, Seq2SeqDataModule, encode_targets, train_tokenizer
 from n2m.errors import DataError
 from n2m.readers import READERS
 from n2m.readers.parallel import parallel_files, read_parallel, read_tab_pairs
-from n2m.tasks.generation_metrics import GenerationMetrics
+from n2m.shapes.n2m.data import DataFile, Seq2SeqColumns, Seq2SeqDataModule, train_tokenizer
+from n2m.shapes.n2m.encoding import encode_targets
+from n2m.shapes.n2m.metrics import GenerationMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -71,7 +73,7 @@ def test_pooled_files_with_a_written_then_reused_split_file(tmp_path):
         )
 
     first = data()
-    fit, test = first._splits("fit"), first._splits("test")["test"]
+    fit, test = first.read_splits("fit"), first.read_splits("test")["test"]
     assert split.is_file()
     written = json.loads(split.read_text())["files"]
     assert set(written) == {a, str(b)}
@@ -82,19 +84,36 @@ def test_pooled_files_with_a_written_then_reused_split_file(tmp_path):
 
     # the split file wins over the ratios and the seed once written
     again = data(split_seed=7)
-    assert [(e.file, e.line) for e in again._splits("test")["test"]] == [(e.file, e.line) for e in test]
+    assert [(e.file, e.line) for e in again.read_splits("test")["test"]] == [(e.file, e.line) for e in test]
 
     # a file that changed length no longer matches its split
     write_pair(tmp_path, "a", [f"문장 {i}" for i in range(41)], [f"sentence {i}" for i in range(41)])
     with pytest.raises(DataError, match="written for 40 rows"):
-        data()._splits("fit")
+        data().read_splits("fit")
+
+
+def test_the_committed_ko_en_split_is_what_the_split_rule_writes(tmp_path):
+    """`data/splits/ko-en.json` (the translation recipe's) was written by this rule: writing it afresh from the
+    recipe's files, ratios and seed gives the same bytes, so the split survives the code it was written by."""
+    recipe = yaml.safe_load((ROOT / "recipes/ko-en-translation.yaml").read_text(encoding="utf-8"))["data"]
+    committed = ROOT / recipe["split_file"]
+    fresh = tmp_path / "ko-en.json"
+    data = Seq2SeqDataModule(train=recipe["train"],
+                             columns=Seq2SeqColumns(**recipe["columns"]), split_file=str(fresh),
+                             val_ratio=recipe["val_ratio"], test_ratio=recipe["test_ratio"],
+                             split_seed=recipe["split_seed"])  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)  # the recipe names its files relative to the repository, and so does the split file
+        splits = {**data.read_splits("fit"), **data.read_splits("test")}
+    assert fresh.read_bytes() == committed.read_bytes()
+    assert {name: len(rows) for name, rows in splits.items()} == {"train": 4570, "val": 240, "test": 534}
 
 
 def test_scitldr_list_fields_join_sources_and_keep_every_reference():
     data = Seq2SeqDataModule(
         test=str(DATA / "scitldr_en/test.jsonl"), columns=Seq2SeqColumns(source="source", target="target")
     )
-    examples = data._splits("test")["test"]
+    examples = data.read_splits("test")["test"]
     assert len(examples) == 618
     first = json.loads((DATA / "scitldr_en/test.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert examples[0].source == " ".join(s.strip() for s in first["source"])
@@ -108,11 +127,11 @@ def test_bad_rows_are_located(tmp_path):
     bad.write_text("Q,A,label\n안녕,반가워요,0\n   ,대답,0\n", encoding="utf-8")
     data = Seq2SeqDataModule(train=str(bad), columns=Seq2SeqColumns(source="Q", target="A"))
     with pytest.raises(DataError) as err:
-        data._splits("fit")
+        data.read_splits("fit")
     assert (err.value.line, err.value.column) == (3, "Q") and "empty source" in str(err.value)
     data = Seq2SeqDataModule(train=str(bad), columns=Seq2SeqColumns(source="question", target="A"))
     with pytest.raises(DataError, match="missing source column 'question'"):
-        data._splits("fit")
+        data.read_splits("fit")
 
 
 def test_labels_end_with_eos_and_drop_the_start_token(tiny_backbone):
@@ -130,7 +149,7 @@ def test_seeded_subsets_are_stable(tmp_path):
         data = Seq2SeqDataModule(
             train=a, columns=Seq2SeqColumns("ko", "en"), max_train_samples=10, split_seed=seed, val_ratio=0.1
         )
-        return [ex.line for ex in data._splits("fit")["train"]]
+        return [ex.line for ex in data.read_splits("fit")["train"]]
 
     assert train_lines(1) == train_lines(1) and train_lines(1) != train_lines(2)
     assert len(train_lines(1)) == 10 and train_lines(1) == sorted(train_lines(1))

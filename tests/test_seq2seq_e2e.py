@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from n2m.cli import main
-from n2m.predictor import Predictor
+from n2m.core.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 

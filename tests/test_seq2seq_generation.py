@@ -7,9 +7,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from n2m.data.seq2seq import encode_sources, pad_sources
-from n2m.generation import GenerationOptions, decode, generate_ids, stream_text
-from n2m.models.seq2seq import build_seq2seq
+from n2m.core.card import Encoding
+from n2m.shapes.n2m.encoding import encode_sources, pad_sources
+from n2m.shapes.n2m.generation import GenerationOptions, decode, generate_ids, stream_text
+from n2m.shapes.n2m.model import build_seq2seq
 
 TEXTS = [
     "hello world",
@@ -35,7 +36,7 @@ def tiny(tiny_backbone):
 
 
 def batch_of(tokenizer, texts):
-    return pad_sources(encode_sources(tokenizer, texts, 48), tokenizer.pad_token_id)
+    return pad_sources(encode_sources(tokenizer, texts, Encoding(48)), tokenizer.pad_token_id)
 
 
 def run(model, tokenizer, texts, **options):

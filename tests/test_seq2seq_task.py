@@ -12,10 +12,11 @@ import torch
 import yaml
 
 from n2m.cli import main
-from n2m.data.seq2seq import Seq2SeqColumns, Seq2SeqDataModule
-from n2m.predictor import Predictor
-from n2m.predictor_seq2seq import Seq2SeqPredictor
-from n2m.tasks.seq2seq import Seq2SeqTask
+from n2m.core.export import BACKBONE_KEY, CARD_KEY
+from n2m.core.predictor import Predictor
+from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
+from n2m.shapes.n2m.predictor import Seq2SeqPredictor
+from n2m.shapes.n2m.task import Seq2SeqOptimization, Seq2SeqTask
 
 ROOT = Path(__file__).resolve().parents[1]
 TATOEBA = ROOT / "data/tatoeba_kor_eng/kor.txt"
@@ -34,20 +35,23 @@ def copy_files(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def override(tmp_path: Path, backbone: str, files: dict[str, Path], **model: object) -> Path:
+def override(
+    tmp_path: Path, backbone: str, files: dict[str, Path], architecture: str = "warm_start", **model: object
+) -> Path:
     """A second config over the real recipe: tiny backbone, tiny data, one short epoch."""
     data_file = {"format": "tab_pairs", "column_names": ["en", "ko", "attribution"]}
     config = {
         "model": {
-            "backbone": backbone,
             "encoder_layers": 2,
             "decoder_layers": 1,
-            "lr": 1e-3,
+            "optimization": {"lr": 1e-3},
             "generation": {"num_beams": 2, "max_new_tokens": 8},
             "val_generation": {"num_beams": 1, "max_new_tokens": 8},
             **model,
         },
         "data": {
+            "backbone": backbone,
+            "architecture": architecture,
             "train": [{"path": str(files["train"]), **data_file}],
             "val": [{"path": str(files["val"]), **data_file}],
             "test": [{"path": str(files["test"]), **data_file}],
@@ -88,7 +92,7 @@ def test_fit_test_predict_export_stream(tiny_backbone, copy_files, tmp_path):
     assert [g["line"] for g in generations] == list(range(1, 13))  # file order, every test row
     assert all(isinstance(g["prediction"], str) and g["references"] for g in generations)
     ckpt = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
-    assert ckpt["n2m_shape"] == "N2M"
+    assert ckpt[CARD_KEY]["shape"] == "N2M"
 
     last = str(root / "checkpoints/last.ckpt")
     out = tmp_path / "pred.jsonl"
@@ -101,7 +105,7 @@ def test_fit_test_predict_export_stream(tiny_backbone, copy_files, tmp_path):
     main(["export", last, str(tmp_path / "export")])
     predictor = Predictor.from_pretrained(tmp_path / "export")
     assert isinstance(predictor, Seq2SeqPredictor)
-    assert predictor.info["shape"] == "N2M" and predictor.info["generation"]["num_beams"] == 2
+    assert predictor.info["shape"] == "N2M" and predictor.info["settings"]["generation"]["num_beams"] == 2
     sources = [line.split("\t")[0] for line in copy_files["predict"].read_text(encoding="utf-8").splitlines()]
     assert [p.text for p in predictor.predict(sources)] == [r["text"] for r in rows]  # export = checkpoint
     greedy = predictor.predict(sources[:1], num_beams=1)[0].text  # per-call override
@@ -116,15 +120,16 @@ def test_scratch_and_tied_models_train_and_export(tiny_backbone, copy_files, tmp
                       tie_encoder_decoder=True)  # fmt: skip
     cli("fit", tmp_path, config, "--data.tokenizer_vocab_size", "400")
     ckpt = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
-    tokenizer_dir = Path(ckpt["hyper_parameters"]["backbone_dir"])
+    tokenizer_dir = Path(ckpt[BACKBONE_KEY])
     assert tokenizer_dir.parent == tmp_path / "home/backbones"  # trained on the training text, cached
+    spec = ckpt["hyper_parameters"]["spec"]
+    assert spec["backbone_dir"] == str(tokenizer_dir) and spec["settings"]["architecture"] == "scratch"
     main(["export", str(tmp_path / "run/checkpoints/last.ckpt"), str(tmp_path / "export")])
     predictor = Predictor.from_pretrained(tmp_path / "export")
     assert len(predictor.tokenizer) <= 400  # the trained tokenizer travels with the model
-    task = Seq2SeqTask(architecture="scratch", backbone_dir=str(tokenizer_dir), scratch=scratch,
-                       tie_encoder_decoder=True, generation={"max_new_tokens": 8})  # fmt: skip
+    task = Seq2SeqTask(spec=spec, scratch=scratch, tie_encoder_decoder=True, generation={"max_new_tokens": 8})
     task.load_state_dict(ckpt["state_dict"])
-    batch = predictor._batch(["Tom is here.", "I like cats very much."])
+    batch = predictor.collate(predictor.preprocess(["Tom is here.", "I like cats very much."]))
     assert task.generate(batch, num_beams=2) == [
         p.text for p in predictor.predict(["Tom is here.", "I like cats very much."])
     ]
@@ -137,19 +142,19 @@ def test_training_learns_to_copy(tiny_backbone, copy_files, tmp_path):
     data = Seq2SeqDataModule(train=[data_file("train")], val=[data_file("val")], columns=Seq2SeqColumns("en", "en"),
                              batch_size=8, trim_vocab=False, cache_tokens=False, backbone=tiny_backbone)  # fmt: skip
     torch.manual_seed(0)
-    task = Seq2SeqTask(backbone=tiny_backbone, backbone_dir=data.backbone_dir, lr=3e-3, warmup_ratio=0.0,
-                       label_smoothing=0.0, generation={"max_new_tokens": 8})  # fmt: skip
+    task = Seq2SeqTask.from_data(data, label_smoothing=0.0, generation={"max_new_tokens": 8},
+                                 optimization=Seq2SeqOptimization(lr=3e-3, warmup_ratio=0.0))  # fmt: skip
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
     task.eval()
     with torch.no_grad():
-        before = float(task._loss(batch))
+        before = float(task.loss(batch))
     trainer = L.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, accelerator="cpu")  # fmt: skip
     trainer.fit(task, datamodule=data)
     task.eval()
     with torch.no_grad():
-        after = float(task._loss(batch))
+        after = float(task.loss(batch))
     assert after < before - 1.5  # nats per token on held-out rows: from ln(30k) ≈ 10.3 at random
 
 
@@ -158,7 +163,7 @@ def test_any_hf_seq2seq_model_trains_exports_and_predicts(copy_files, tmp_path, 
     whose labels keep their <s>: the model's own conventions are followed)."""
     from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration
 
-    from n2m.data.seq2seq import train_tokenizer
+    from n2m.shapes.n2m.data import train_tokenizer
 
     monkeypatch.setenv("N2M_HOME", str(tmp_path / "home"))
     texts = [line.split("\t")[0] for line in TATOEBA.read_text(encoding="utf-8").splitlines()]
@@ -190,8 +195,15 @@ def test_any_hf_seq2seq_model_trains_exports_and_predicts(copy_files, tmp_path, 
     assert len(out) == 2 and all(isinstance(o.text, str) for o in out)
 
 
+def tiny_data(backbone: str) -> Seq2SeqDataModule:
+    """Data that only names the backbone: enough for the model to be built (no files, no trimming)."""
+    return Seq2SeqDataModule(backbone=backbone, trim_vocab=False)
+
+
 def test_new_parts_of_a_warm_start_train_at_head_lr(tiny_backbone):
-    task = Seq2SeqTask(backbone=tiny_backbone, lr=1e-4, head_lr=1e-3, weight_decay=0.0)
+    assert (Seq2SeqOptimization().lr, Seq2SeqOptimization().head_lr) == (1e-4, 1e-3)  # N2M's own defaults
+    optimization = Seq2SeqOptimization(lr=1e-4, head_lr=1e-3, weight_decay=0.0)
+    task = Seq2SeqTask.from_data(tiny_data(tiny_backbone), optimization=optimization)
     task.trainer = type("T", (), {"estimated_stepping_batches": 10})()  # what configure_optimizers reads
     optimizer = task.configure_optimizers()["optimizer"]
     lr_of = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}  # before warm-up
@@ -204,11 +216,12 @@ def test_new_parts_of_a_warm_start_train_at_head_lr(tiny_backbone):
 
 
 def test_monitoring_the_validation_loss_keeps_the_lowest(tiny_backbone, tmp_path):
-    from n2m.callbacks import default_callbacks
+    from n2m.core.callbacks import default_callbacks
 
-    task = Seq2SeqTask(backbone=tiny_backbone, monitor="loss")
+    data = tiny_data(tiny_backbone)
+    task = Seq2SeqTask.from_data(data, monitor="loss")
     checkpoint = default_callbacks(task, tmp_path, progress_bar=False)[0]
     assert (checkpoint.monitor, checkpoint.mode) == ("val/loss", "min")
-    assert default_callbacks(Seq2SeqTask(backbone=tiny_backbone), tmp_path, False)[0].mode == "max"
+    assert default_callbacks(Seq2SeqTask.from_data(data), tmp_path, False)[0].mode == "max"
     with pytest.raises(ValueError, match="rouge1"):
-        Seq2SeqTask(backbone=tiny_backbone, monitor="rouge1")
+        Seq2SeqTask.from_data(data, monitor="rouge1")

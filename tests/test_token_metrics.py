@@ -75,9 +75,11 @@ def test_states_add_up_across_ranks():
     for i, (g, p) in enumerate(zip(gold, predicted, strict=True)):
         ranks[i % 2].update([bio_to_spans(p)], [bio_to_spans(g)])
     per_rank = [float(copy.deepcopy(m).compute()["f1"]) for m in ranks]  # copies: compute() caches
-    assert all(m._reductions[name] is not None for m in ranks for name in ("correct", "predicted", "gold"))
+    states = [{k: v.clone() for k, v in m.metric_state.items()} for m in ranks]
     merged = ranks[0]
-    merged.merge_state(ranks[1])  # what the `sum` reduction of a DDP sync does
+    merged.merge_state(ranks[1])  # what the reduction of a DDP sync does
+    for name in ("correct", "predicted", "gold"):  # summed (not stacked, not averaged)
+        assert torch.equal(merged.metric_state[name], states[0][name] + states[1][name]), name
     assert float(merged.compute()["f1"]) == pytest.approx(f1_score(gold, predicted), abs=1e-6)
     assert float(merged.compute()["f1"]) != pytest.approx(sum(per_rank) / 2, abs=1e-9)
 

@@ -234,6 +234,8 @@ class Seq2SeqModel(nn.Module):
 
     def save(self, folder: Path) -> None:
         self.net.save_pretrained(folder)
+        for weights in Path(folder).glob("*.safetensors"):  # written 0600; an export is meant to be shared
+            weights.chmod(0o644)
 
     @classmethod
     def load(cls, folder: Path, card: ModelCard) -> Seq2SeqModel:

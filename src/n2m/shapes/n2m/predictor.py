@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,13 +23,9 @@ from n2m.core.predictor import Predictor as BasePredictor
 from n2m.shapes.n2m.encoding import encode_sources, pad_sources
 from n2m.shapes.n2m.generation import GenerationOptions, as_options, decode, generate_ids, stream_text
 from n2m.shapes.n2m.model import Seq2SeqModel
+from n2m.shapes.n2m.outputs import GeneratedText
 
 Source = str | dict[str, str]
-
-
-@dataclass
-class GeneratedText:
-    text: str
 
 
 class Seq2SeqPredictor(BasePredictor):

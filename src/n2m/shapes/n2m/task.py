@@ -152,22 +152,23 @@ class Seq2SeqTask(BaseTask):
         return [decode(self.tokenizer, row) for row in ids]
 
     # ---- training and scoring ---------------------------------------------------------------------------
-    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The teacher-forced loss of a batch (label smoothing as set, padding ignored)."""
         return self.model.loss(self.model(batch), batch["labels"])
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         size = batch["input_ids"].shape[0]
-        self.log("val/loss", self._loss(batch), sync_dist=True, batch_size=size)
+        self.log("val/loss", self.loss(batch), sync_dist=True, batch_size=size)
         self.val_metrics.update(self.generate(batch, self.val_generation), batch["references"])
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         size = batch["input_ids"].shape[0]
-        self.log("test/loss", self._loss(batch), sync_dist=True, batch_size=size)
+        self.log("test/loss", self.loss(batch), sync_dist=True, batch_size=size)
         texts = self.generate(batch)
         self.test_metrics.update(texts, batch["references"])
         self._test_rows += [
