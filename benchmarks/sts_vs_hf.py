@@ -162,9 +162,9 @@ def score_ensemble(members: list[Path], files: dict[str, str], out: Path, weight
     it once on the test file."""
     from scipy.stats import pearsonr, spearmanr
 
-    from n2m.shapes.n21.examples import Columns
-    from n2m.shapes.n21.ensemble import save_ensemble
     from n2m import Predictor
+    from n2m.shapes.n21.ensemble import save_ensemble
+    from n2m.shapes.n21.examples import Columns
 
     columns = Columns(text="sentence1", text_pair="sentence2", label="score")
     save_ensemble(out, members, weighting=weighting, val_file=files["val"], columns=columns)

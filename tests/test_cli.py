@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from n2m import Predictor
 from n2m.cli import main
 from n2m.shapes.n21.ensemble import ensemble_score
-from n2m import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,12 @@ def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
 def test_last_checkpoint_follows_every_epoch(tiny_backbone, korsts_slice, tmp_path):
     """With lr 0 no epoch beats the first on validation; last.ckpt still moves on with each epoch."""
     root = tmp_path / "run"
-    main(["fit", *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--model.optimization.lr", "0")])
+    main(
+        [
+            "fit",
+            *sts_args(tiny_backbone, korsts_slice, root, "--trainer.max_epochs", "2", "--model.optimization.lr", "0"),
+        ]
+    )
     assert torch.load(root / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 16
     assert [p.name for p in (root / "checkpoints").glob("best-*")] == ["best-epoch=0-step=8.ckpt"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2m.cli import main
 from n2m import Predictor
+from n2m.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
-from n2m.shapes.n21.examples import Columns
 from n2m.core.card import ModelCard
-from n2m.shapes.n21.ensemble import ensemble_score, validation_targets, fitted_weights
 from n2m.errors import DataError
+from n2m.shapes.n21.ensemble import ensemble_score, fitted_weights, validation_targets
+from n2m.shapes.n21.examples import Columns
 
 
 def test_noise_member_gets_no_weight():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from n2m.shapes.n21.examples import Columns, ReadOptions, check_known_labels, load_sequence_examples
 from n2m.errors import DataError
+from n2m.shapes.n21.examples import Columns, ReadOptions, check_known_labels, load_sequence_examples
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 STS = Columns(text="sentence1", text_pair="sentence2", label="score", id="id")

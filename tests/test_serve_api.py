@@ -55,7 +55,7 @@ def test_model_endpoint_describes_the_model(client, sts_predictor):
     assert view["name"] == "tiny-sts"
     assert (view["shape"], view["task"], view["layout"]) == ("N21", "regression", "similarity")
     assert view["inputs"] == ["text", "text_pair"]
-    assert view["score_range"] == sts_predictor.info["score_range"] and 0 <= view["score_range"][0] < 5
+    assert view["score_range"] == sts_predictor.card.settings["score_range"] and 0 <= view["score_range"][0] < 5
     assert view["backend"] == "torch" and view["n2m_version"] and view["backbone"]
     assert view["limits"] == {"max_body_bytes": 20_000, "max_inputs": 4, "max_chars": 50}
     assert client.get("/healthz").json() == {"status": "ok", "queue_depth": 0}
@@ -269,7 +269,7 @@ class WordStreamer:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
-        self.info = {"shape": "N2M", "inputs": ["text"], "n2m_version": "test"}
+        self.info = {"shape": "N2M", "task": "generation", "inputs": ["text"], "provenance": {"n2m_version": "test"}}
 
     def predict(self, inputs: list[str], batch_size: int = 16) -> list[dict[str, str]]:
         return [{"text": text.upper()} for text in inputs]
@@ -367,25 +367,16 @@ def test_n2m_predictor_streams_what_it_predicts(tiny_backbone):
     import torch
     from transformers import AutoTokenizer
 
-    from n2m.export_seq2seq import Seq2SeqSchema
-    from n2m.models.seq2seq import build_seq2seq
-    from n2m.predictor_seq2seq import Seq2SeqPredictor
+    from n2m.core.card import Encoding, ModelCard
+    from n2m.shapes.n2m.model import build_seq2seq
+    from n2m.shapes.n2m.predictor import Seq2SeqPredictor
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
     torch.manual_seed(0)
     model = build_seq2seq("warm_start", tiny_backbone, tokenizer)
-    schema = Seq2SeqSchema(
-        shape="N2M",
-        architecture="warm_start",
-        backbone=tiny_backbone,
-        inputs=["text"],
-        max_source_length=32,
-        source_prefix="",
-        generation={"max_new_tokens": 6},
-        metrics=["bleu"],
-        bleu_tokenize="13a",
-    )
-    predictor = Seq2SeqPredictor(model, tokenizer, schema)
+    settings = {"architecture": "warm_start", "generation": {"max_new_tokens": 6}, "metrics": ["bleu"]}
+    card = ModelCard("N2M", "generation", ["text"], tiny_backbone, Encoding(32), settings=settings)
+    predictor = Seq2SeqPredictor(model, tokenizer, card)
     with LiveServer(create_app(predictor, name="tiny-seq2seq")) as url:
         view = httpx.get(f"{url}/v1/model").json()
         assert (view["layout"], view["streaming"]) == ("generation", True)

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_models import sentiment_model, sts_model, train_and_export
 
+from n2m import Predictor
 from n2m.cli import main
+from n2m.serve import create_app
 from n2m.shapes.n21.examples import Columns
 from n2m.shapes.n21.onnx import INT8_FILE, ONNX_FILE, OnnxPredictor, export_onnx
-from n2m import Predictor
-from n2m.serve import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 NLI = Columns(text="sentence1", text_pair="sentence2", label="gold_label")

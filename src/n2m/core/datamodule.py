@@ -51,8 +51,10 @@ class DataSpec:
         from n2m import __version__
 
         settings = {**self.settings, **model_settings}
-        return ModelCard(self.shape, self.task, list(self.inputs), self.backbone, self.encoding,
-                         list(self.labels) if self.labels else None, settings, {"n2m_version": __version__})  # fmt: skip
+        labels = list(self.labels) if self.labels else None
+        provenance = {"n2m_version": __version__}
+        return ModelCard(self.shape, self.task, list(self.inputs), self.backbone, self.encoding, labels, settings,
+                         provenance)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,10 +107,12 @@ class ShapeDataModule(L.LightningDataModule):
         h = self.hparams
         if not h.trim_vocab:
             return str(resolve_backbone(h.backbone))
-        texts = self.vocabulary_texts()
-        for path in h.get("vocab_corpus") or []:
-            texts += [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-        return str(trimmed_backbone(h.backbone, texts))
+        return str(trimmed_backbone(h.backbone, self.vocabulary_texts() + self.vocabulary_corpus()))
+
+    def vocabulary_corpus(self) -> list[str]:
+        """The non-empty lines of the `vocab_corpus` files: more text a trimmed vocabulary must cover."""
+        paths = self.hparams.get("vocab_corpus") or []
+        return [line for p in paths for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip()]
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:

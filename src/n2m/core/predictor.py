@@ -35,7 +35,9 @@ class Predictor:
     postprocess_options: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str = "cpu", backend: str = "torch", **options: Any) -> Predictor:
+    def from_pretrained(
+        cls, folder: str | Path, device: str = "cpu", backend: str = "torch", **options: Any
+    ) -> Predictor:
         """The predictor of the folder's shape (found in `n2m.registry`). `backend="onnx"` runs the folder's ONNX
         file (written by `n2m export --onnx`) with ONNX Runtime; `options` go to that backend's `load`
         (`onnx_file="model.int8.onnx"`, `threads=2`)."""
@@ -74,9 +76,11 @@ class Predictor:
     def predict(self, inputs: Sequence[Any], batch_size: int | None = None, **options: Any) -> list[Any]:
         """One result per input, in input order. `options` go to the stage that takes them (e.g. a
         classifier's `threshold`, a generator's `num_beams`); an unknown one is an error."""
-        unknown = set(options) - self.forward_options - self.postprocess_options
+        known = self.forward_options | self.postprocess_options
+        unknown = set(options) - known
         if unknown:
-            raise TypeError(f"{type(self).__name__}.predict got unknown option(s) {sorted(unknown)}")
+            # a ValueError, as for a bad input: the server answers it with a 422, not a 500
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; {type(self).__name__} takes {sorted(known)}")
         features = self.preprocess(inputs)
         forward = {k: v for k, v in options.items() if k in self.forward_options}
         outputs = self.run(features, batch_size, **forward)

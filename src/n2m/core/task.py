@@ -65,8 +65,6 @@ def vocabulary(folder: str | None) -> dict[str, int] | None:
     return AutoTokenizer.from_pretrained(folder).get_vocab()
 
 
-
-
 @dataclass
 class Optimization:
     """How a task is trained: one settings object for every shape (a shape may change the defaults).

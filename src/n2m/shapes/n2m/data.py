@@ -300,10 +300,7 @@ class Seq2SeqDataModule(ShapeDataModule):
         if h.architecture == "pretrained":
             return str(resolve_backbone(h.backbone))
         if h.architecture == "scratch":
-            texts = self.vocabulary_texts()
-            for path in h.get("vocab_corpus") or []:
-                texts += [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-            return str(train_tokenizer(texts, h.tokenizer_vocab_size))
+            return str(train_tokenizer(self.vocabulary_texts() + self.vocabulary_corpus(), h.tokenizer_vocab_size))
         return super().backbone_dir
 
     def vocabulary_texts(self) -> list[str]:
