@@ -66,6 +66,24 @@ class DataSpec:
         return cls(**{**data, "encoding": Encoding(**data.get("encoding", {}))})
 
 
+class EncodedDataset(Dataset):
+    """One split's encoded examples (and their targets), with each one's length for the samplers."""
+
+    def __init__(self, features: list[Any], targets: list[Any] | None, lengths: list[int]) -> None:
+        self.features = features
+        self.targets = targets
+        self.lengths = lengths
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = {"features": self.features[index], "index": index}
+        if self.targets is not None:
+            item["target"] = self.targets[index]
+        return item
+
+
 class ShapeDataModule(L.LightningDataModule):
     """Base of the shapes' DataModules. Their hparams hold at least `backbone`, `trim_vocab`, `vocab_corpus`,
     `batch_size`, `eval_batch_size`, `group_by_length`, `num_workers`, `split_seed` and `cache_tokens`."""

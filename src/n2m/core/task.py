@@ -4,6 +4,7 @@ freezing, warm starts from another model, and the model card written into every 
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,23 +98,28 @@ class Optimization:
 
 class BaseTask(L.LightningModule):
     """Subclasses call `setup_task` first in `__init__`, then set `self.model` (an `nn.Module` with an
-    `encoder`) and `self.main_metric`, and end with `self.prepare_weights()`."""
+    `encoder`) and `self.main_metric`, and end with `self.prepare_weights()`. Their other arguments must be plain
+    values (or be converted and named in `setup_task`'s `converted`), so checkpoints load without pickle."""
 
     model: torch.nn.Module
     main_metric: str
     main_mode: str = "max"  # "min" where the main metric is a loss
     optimization_type: type[Optimization] = Optimization
 
-    def setup_task(self, spec: DataSpec | dict[str, Any] | None, optimization: Optimization | dict | None) -> None:
-        """Keep the data's spec and the optimization settings, as plain dicts in the hyperparameters so
-        checkpoints load with `torch.load(weights_only=True)`. Call after `save_hyperparameters`."""
+    def setup_task(
+        self, spec: DataSpec | dict[str, Any] | None, optimization: Optimization | dict | None, **converted: Any
+    ) -> None:
+        """Save the `__init__` arguments as hyperparameters: the data's spec, the optimization settings and the
+        `converted` ones (e.g. dataclasses) as plain values, so checkpoints load with `weights_only=True`."""
         if spec is None:
             raise ValueError(f"{type(self).__name__} needs the data's spec: `{type(self).__name__}.from_data(data)`")
         self.spec = DataSpec.from_dict(spec)
         if isinstance(optimization, dict):
             optimization = self.optimization_type(**optimization)
         self.optimization = optimization or self.optimization_type()
-        self.hparams.update(spec=self.spec.to_dict(), optimization=asdict(self.optimization))
+        caller = inspect.currentframe().f_back  # type: ignore[union-attr]  # the subclass's __init__
+        self.save_hyperparameters(ignore=["spec", "optimization", *converted], frame=caller)
+        self.hparams.update(spec=self.spec.to_dict(), optimization=asdict(self.optimization), **converted)
 
     @classmethod
     def from_data(cls, data: ShapeDataModule, **settings: Any) -> BaseTask:

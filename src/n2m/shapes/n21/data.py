@@ -8,10 +8,9 @@ from functools import cached_property
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
 from n2m.core.card import MAX_LENGTH, Encoding
-from n2m.core.datamodule import DataSpec, ShapeDataModule
+from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.core.splits import kfold
 from n2m.errors import DataError
 from n2m.shapes.n21.encoding import PairEncoding, collate_features, encode_texts, feature_length
@@ -23,22 +22,6 @@ from n2m.shapes.n21.examples import (
     check_known_labels,
     load_sequence_examples,
 )
-
-
-class EncodedDataset(Dataset):
-    def __init__(self, features: list[dict], targets: list[Any] | None) -> None:
-        self.features = features
-        self.targets = targets
-        self.lengths = [feature_length(f) for f in features]
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = {"features": self.features[index], "index": index}
-        if self.targets is not None:
-            item["target"] = self.targets[index]
-        return item
 
 
 class TextDataModule(ShapeDataModule):
@@ -166,7 +149,7 @@ class TextDataModule(ShapeDataModule):
         key = [texts, pairs, asdict(self.encoding), pair_encoding]
         features = self.cached(key, lambda: encode_texts(self.tokenizer, texts, pairs, self.encoding, pair_encoding))
         targets = [self._target(ex.label) for ex in examples] if with_targets else None
-        return EncodedDataset(features, targets)
+        return EncodedDataset(features, targets, [feature_length(f) for f in features])
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = collate_features([it["features"] for it in items], self.tokenizer.pad_token_id)

@@ -45,7 +45,6 @@ class SequenceTask(BaseTask):
         optimization: Optimization | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["spec", "optimization"])
         self.setup_task(spec, optimization)
         objective = self.spec.task
         pair_encoding = self.spec.settings["pair_encoding"]

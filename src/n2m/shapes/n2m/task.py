@@ -87,15 +87,14 @@ class Seq2SeqTask(BaseTask):
         self.generation = as_options(generation)
         self.val_generation = as_options(val_generation) if val_generation else self.generation
         scratch = scratch if isinstance(scratch, ScratchSize) else ScratchSize(**(scratch or {}))
-        # plain types in checkpoints (they load with `weights_only=True`)
-        self.save_hyperparameters(ignore=["spec", "optimization", "generation", "val_generation", "scratch", "metrics"])
-        self.hparams.update(
+        self.setup_task(
+            spec,
+            optimization,
             generation=asdict(self.generation),
             val_generation=asdict(self.val_generation),
             scratch=asdict(scratch),
             metrics=metrics,
         )
-        self.setup_task(spec, optimization)
         self.scratch = scratch
         folder = self.spec.backbone_dir
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(folder)

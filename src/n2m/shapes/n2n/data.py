@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import Dataset
 
 from n2m.core.batching import pad_id
 from n2m.core.card import MAX_LENGTH, Encoding
-from n2m.core.datamodule import DataSpec, ShapeDataModule
+from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.errors import DataError
 from n2m.readers import detect_format, read_records
 from n2m.shapes.n2n.encoding import Features, collate_units, encode_units
@@ -29,22 +28,6 @@ from n2m.shapes.n2n.spans import entity_types
 Scheme = Literal["bio", "tags"]
 TOKEN_FORMATS = ("conll", "klue-ner", "conllu", "klue-dp")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")  # a `predict` file of raw texts in a `text` column
-
-
-class TokenDataset(Dataset):
-    def __init__(self, features: list[Features], labels: list[list[int]] | None) -> None:
-        self.features = features
-        self.labels = labels
-        self.lengths = [len(f["input_ids"]) for f in features]
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = {"features": self.features[index], "index": index}
-        if self.labels is not None:
-            item["labels"] = self.labels[index]
-        return item
 
 
 class TokenDataModule(ShapeDataModule):
@@ -180,15 +163,15 @@ class TokenDataModule(ShapeDataModule):
         prefix = self.hparams.text_prefix  # tokenized with every text, so it must keep its pieces too
         return [prefix + ex.text for exs in self.read_splits("fit").values() for ex in exs]
 
-    def encode(self, examples: list[TokenExample], with_targets: bool) -> TokenDataset:
+    def encode(self, examples: list[TokenExample], with_targets: bool) -> EncodedDataset:
         labels = [self.tag_ids(ex) for ex in examples] if with_targets else None
         encoding = self.encoding
         key = ["n2n", encoding.max_length, encoding.text_prefix, [(ex.text, ex.units) for ex in examples]]
         features = self.cached(key, lambda: encode_units(self.tokenizer, examples, encoding))
-        return TokenDataset(features, labels)
+        return EncodedDataset(features, labels, [len(f["input_ids"]) for f in features])
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        labels = [it["labels"] for it in items] if "labels" in items[0] else None
+        labels = [it["target"] for it in items] if "target" in items[0] else None
         batch = collate_units([it["features"] for it in items], labels, pad_id(self.tokenizer))
         batch["index"] = torch.tensor([it["index"] for it in items])
         return batch

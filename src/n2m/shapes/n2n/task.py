@@ -42,7 +42,6 @@ class TokenTask(BaseTask):
         optimization: Optimization | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["spec", "optimization"])
         self.setup_task(spec, optimization)
         labels = self.spec.labels
         if not labels:
