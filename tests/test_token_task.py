@@ -133,7 +133,7 @@ def test_pos_tags_scheme(klue_backbone, tmp_path):
     task, data = make(klue_backbone, train, val, "klue-dp", scheme="tags")
     assert "NNP+JKS" in data.label_names
     data.setup("fit")
-    unknown = sum(label == -1 for row in data.datasets["val"].labels for label in row)
+    unknown = sum(label == -1 for row in data.datasets["val"].targets for label in row)
     assert unknown > 0  # POS sequences never seen in training: kept, scored as wrong
     trainer = quick_trainer(tmp_path)
     trainer.fit(task, data)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from n2m.core.card import ModelCard
-from n2m.registry import predictor_class
+from n2m.registry import get_shape, predictor_class
 
 
 class Predictor:
@@ -48,9 +48,19 @@ class Predictor:
             raise TypeError(f"{folder} holds an {card.shape} model, which {cls.__name__} does not load")
         return found.load(folder, card, device, **options)
 
+    def __init__(self, model: torch.nn.Module | None, tokenizer: Any, card: ModelCard, device: str = "cpu") -> None:
+        self.model = model.eval().to(device) if model is not None else None  # None: another runtime runs it
+        self.tokenizer = tokenizer
+        self.card = card
+        self.device = device
+
     @classmethod
     def load(cls, folder: Path, card: ModelCard, device: str = "cpu") -> Predictor:
-        raise NotImplementedError
+        """The folder's model (the shape's model class loads itself) and tokenizer."""
+        from transformers import AutoTokenizer
+
+        model = get_shape(card.shape).part("model").load(folder, card)
+        return cls(model, AutoTokenizer.from_pretrained(folder), card, device)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -61,6 +71,17 @@ class Predictor:
     def preprocess(self, inputs: Sequence[Any]) -> list[Any]:
         """Inputs → one feature per input (checked: a bad input raises `ValueError` naming its index)."""
         raise NotImplementedError
+
+    def texts(self, inputs: Sequence[Any]) -> list[str]:
+        """One text per input, given as a string or as `{"text": ...}` (models of one input field)."""
+        texts = []
+        for i, item in enumerate(inputs):
+            text = item.get("text") if isinstance(item, dict) else item
+            if not isinstance(text, str):
+                kind = type(item).__name__
+                raise ValueError(f"input {i}: expected a text (a string, or {{'text': ...}}), got {kind}")
+            texts.append(text)
+        return texts
 
     def length(self, feature: Any) -> int:
         """How long a feature is, to batch similar lengths together."""

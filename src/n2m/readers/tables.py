@@ -27,6 +27,18 @@ class Record:
     line: int
     fields: dict[str, Any]
 
+    def get(self, column: str, what: str = "") -> Any:
+        """The field's value; a missing column is an error that names file, line and column."""
+        if column not in self.fields:
+            raise DataError(
+                f"missing {what + ' ' if what else ''}column '{column}'; the row has {sorted(self.fields)}",
+                self.path,
+                self.line,
+                column,
+                hint="fix the `columns` mapping in the recipe",
+            )
+        return self.fields[column]
+
 
 Reader = Callable[..., Iterator[Record]]
 

@@ -8,7 +8,7 @@ unit, for error messages) and `unit` ("word" or "char"). A record's `line` is th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,11 +84,10 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1, **
     yield from flush()
 
 
-def read_klue_ner(path: str | Path, **_: Any) -> Iterator[Record]:
-    """KLUE-NER: one character and its BIO tag per line (a space is a line too), a `## <id>\\t<marked text>`
-    line before each sentence, other `##` lines are comments, a blank line between sentences."""
-    path = Path(path)
-    chars: list[str] = []
+def _klue_sentences(path: Path, unit: str, parse: Callable[[str, int], tuple[str, str] | None]) -> Iterator[Record]:
+    """KLUE's layout: a `## <id>\t<text>` line before each sentence (other `##` lines are comments), one unit
+    per line (`parse` gives its text and tag, or None at a sentence break), a blank line between sentences."""
+    pieces: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
     header: tuple[int, str] | None = None
@@ -96,13 +95,15 @@ def read_klue_ner(path: str | Path, **_: Any) -> Iterator[Record]:
 
     def flush() -> Iterator[Record]:
         nonlocal header, count
-        if chars:
+        if pieces:
             first, id_ = header if header else (lines[0], str(count))
-            text = "".join(chars)
-            offsets = [(i, i + 1) for i in range(len(chars))]
-            yield _record(path, first, id_, text, offsets, list(chars), list(tags), list(lines), "char")
+            if unit == "char":
+                text, offsets = "".join(pieces), [(i, i + 1) for i in range(len(pieces))]
+            else:
+                text, offsets = _joined(pieces)
+            yield _record(path, first, id_, text, offsets, list(pieces), list(tags), list(lines), unit)
             count += 1
-        chars.clear()
+        pieces.clear()
         tags.clear()
         lines.clear()
         header = None
@@ -114,9 +115,23 @@ def read_klue_ner(path: str | Path, **_: Any) -> Iterator[Record]:
                 yield from flush()
                 header = (number, line[2:].split("\t", 1)[0].strip())
             continue
-        if line == "":
+        parsed = parse(line, number)
+        if parsed is None:
             yield from flush()
             continue
+        pieces.append(parsed[0])
+        tags.append(parsed[1])
+        lines.append(number)
+    yield from flush()
+
+
+def read_klue_ner(path: str | Path, **_: Any) -> Iterator[Record]:
+    """KLUE-NER: one character and its BIO tag per line (a space is a line too)."""
+    path = Path(path)
+
+    def parse(line: str, number: int) -> tuple[str, str] | None:
+        if line == "":
+            return None
         char, sep, tag = line.rpartition("\t")
         if not sep:
             raise DataError(f"expected a character and a tag separated by a tab, got {line!r}", path, number)
@@ -129,10 +144,9 @@ def read_klue_ner(path: str | Path, **_: Any) -> Iterator[Record]:
             )
         if not tag.strip():
             raise DataError(f"empty tag for character {char!r}", path, number)
-        chars.append(char)
-        tags.append(tag.strip())
-        lines.append(number)
-    yield from flush()
+        return char, tag.strip()
+
+    return _klue_sentences(path, "char", parse)
 
 
 def read_conllu(path: str | Path, tag_column: Literal["upos", "xpos"] = "upos", **_: Any) -> Iterator[Record]:
@@ -208,38 +222,14 @@ def _conllu_sentence(path: Path, block: list[tuple[int, str]], column: int, coun
 
 
 def read_klue_dp(path: str | Path, **_: Any) -> Iterator[Record]:
-    """KLUE-DP: `INDEX WORD_FORM LEMMA POS HEAD DEPREL` per word (eojeol), a `## <id>\\t<text>` line before
-    each sentence. The tag is the word's POS sequence as written (`NNP+JKS`); the text is the words joined by
-    single spaces (the header's text differs from its words in a few sentences, e.g. `15.7%` vs `15.70%`)."""
+    """KLUE-DP: `INDEX WORD_FORM LEMMA POS HEAD DEPREL` per word (eojeol). The tag is the word's POS sequence as
+    written (`NNP+JKS`); the text is the words joined by single spaces (the header's text differs from its
+    words in a few sentences, e.g. `15.7%` vs `15.70%`)."""
     path = Path(path)
-    words: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-    header: tuple[int, str] | None = None
-    count = 0
 
-    def flush() -> Iterator[Record]:
-        nonlocal header, count
-        if words:
-            first, id_ = header if header else (lines[0], str(count))
-            text, offsets = _joined(words)
-            yield _record(path, first, id_, text, offsets, list(words), list(tags), list(lines), "word")
-            count += 1
-        words.clear()
-        tags.clear()
-        lines.clear()
-        header = None
-
-    for number, raw in enumerate(open_text(path), start=1):
-        line = raw.rstrip("\r\n")
-        if line.startswith("##"):
-            if "\t" in line:
-                yield from flush()
-                header = (number, line[2:].split("\t", 1)[0].strip())
-            continue
+    def parse(line: str, number: int) -> tuple[str, str] | None:
         if not line.strip():
-            yield from flush()
-            continue
+            return None
         cells = line.split("\t")
         if len(cells) < 4:
             raise DataError(
@@ -248,10 +238,9 @@ def read_klue_dp(path: str | Path, **_: Any) -> Iterator[Record]:
         word, pos = cells[1].strip(), cells[3].strip()
         if not word or not pos:
             raise DataError(f"empty {'WORD_FORM' if not word else 'POS'}", path, number)
-        words.append(word)
-        tags.append(pos)
-        lines.append(number)
-    yield from flush()
+        return word, pos
+
+    return _klue_sentences(path, "word", parse)
 
 
 TOKEN_READERS: dict[str, Reader] = {

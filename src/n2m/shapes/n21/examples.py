@@ -45,15 +45,7 @@ class ReadOptions:
 
 
 def _text(record: Record, column: str) -> str:
-    if column not in record.fields:
-        raise DataError(
-            f"missing column '{column}'; the row has {sorted(record.fields)}",
-            record.path,
-            record.line,
-            column,
-            hint="fix the `columns` mapping in the recipe",
-        )
-    value = record.fields[column]
+    value = record.get(column)
     if not isinstance(value, str):
         raise DataError(f"expected text, got {type(value).__name__} {value!r}", record.path, record.line, column)
     if not value.strip():
@@ -62,14 +54,7 @@ def _text(record: Record, column: str) -> str:
 
 
 def _label(record: Record, column: str, objective: Objective, separator: str) -> float | str | tuple[str, ...]:
-    if column not in record.fields:
-        raise DataError(
-            f"missing label column '{column}'; the row has {sorted(record.fields)}",
-            record.path,
-            record.line,
-            column,
-        )
-    value = record.fields[column]
+    value = record.get(column, "label")
     if objective == "regression":
         try:
             number = float(value)

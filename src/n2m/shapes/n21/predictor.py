@@ -8,11 +8,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from n2m.core.batching import pad_id
 from n2m.core.card import ModelCard
@@ -30,18 +29,13 @@ class SequencePredictor(BasePredictor):
 
     postprocess_options = frozenset({"threshold"})
 
+    model: SequenceModel | None
+
     def __init__(
         self, model: SequenceModel | None, tokenizer: PreTrainedTokenizerBase, card: ModelCard, device: str = "cpu"
     ) -> None:
-        self.model = model.eval().to(device) if model is not None else None
-        self.tokenizer = tokenizer
-        self.card = card
-        self.device = device
+        super().__init__(model, tokenizer, card, device)
         self.output_type = OUTPUT_TYPES[card.task]
-
-    @classmethod
-    def load(cls, folder: Path, card: ModelCard, device: str = "cpu") -> SequencePredictor:
-        return cls(SequenceModel.load(folder, card), AutoTokenizer.from_pretrained(folder), card, device)
 
     def split_inputs(self, inputs: Sequence[Input]) -> tuple[list[str], list[str] | None]:
         """Texts (and second texts of pairs) from strings, tuples, lists or `{"text": …, "text_pair": …}`."""

@@ -109,15 +109,7 @@ def read_data_file(file: DataFile) -> Iterator[Record]:
 
 def _text(record: Record, column: str, join: str, what: str) -> tuple[str, ...]:
     """The texts in a field: one string, or a list of strings (kept apart; the caller joins or chooses)."""
-    if column not in record.fields:
-        raise DataError(
-            f"missing {what} column '{column}'; the row has {sorted(record.fields)}",
-            record.path,
-            record.line,
-            column,
-            hint="fix the `columns` mapping in the recipe",
-        )
-    value = record.fields[column]
+    value = record.get(column, what)
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(v, str) for v in items):
         raise DataError(f"expected text or a list of texts, got {value!r:.80}", record.path, record.line, column)

@@ -40,10 +40,7 @@ class Seq2SeqPredictor(BasePredictor):
     def __init__(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard, device: str = "cpu"
     ) -> None:
-        self.model = model.eval().to(device)
-        self.tokenizer = tokenizer
-        self.card = card
-        self.device = device
+        super().__init__(model, tokenizer, card, device)
         self.generation: GenerationOptions = as_options(card.settings.get("generation"))
 
     @classmethod
@@ -58,12 +55,7 @@ class Seq2SeqPredictor(BasePredictor):
     # ---- the pipeline -------------------------------------------------------------------------------
     def preprocess(self, inputs: Sequence[Source]) -> list[list[int]]:
         """Texts (or `{"text": ...}`) → source ids, prefixed and cut as in training."""
-        texts = []
-        for i, item in enumerate(inputs):
-            text = item.get("text") if isinstance(item, dict) else item
-            if not isinstance(text, str):
-                raise ValueError(f"input {i}: expected a text (or {{'text': ...}}), got {type(item).__name__}")
-            texts.append(text)
+        texts = self.texts(inputs)
         return encode_sources(self.tokenizer, texts, self.card.encoding) if texts else []
 
     def length(self, feature: list[int]) -> int:

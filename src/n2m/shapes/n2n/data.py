@@ -21,7 +21,7 @@ from n2m.core.card import MAX_LENGTH, Encoding
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.errors import DataError
 from n2m.readers import detect_format, read_records
-from n2m.shapes.n2n.encoding import Features, collate_units, encode_units
+from n2m.shapes.n2n.encoding import collate_units, encode_units
 from n2m.shapes.n2n.examples import TokenExample, Unit, load_token_examples
 from n2m.shapes.n2n.spans import entity_types
 

@@ -8,11 +8,10 @@ Entity(text='경찰', type='OG', start=0, end=2, score=0.98)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from n2m.core.batching import pad_id
 from n2m.core.card import ModelCard
@@ -45,10 +44,7 @@ class TokenPredictor(BasePredictor):
     def __init__(
         self, model: TokenModel, tokenizer: PreTrainedTokenizerBase, card: ModelCard, device: str = "cpu"
     ) -> None:
-        self.model = model.eval().to(device)
-        self.tokenizer = tokenizer
-        self.card = card
-        self.device = device
+        super().__init__(model, tokenizer, card, device)
         self.labels = list(card.labels or [])
         self.scheme = card.task
         self.unit = card.settings.get("unit", "word")
@@ -56,21 +52,9 @@ class TokenPredictor(BasePredictor):
         self.transitions = bio_transitions(self.labels) if self.scheme == "bio" else None
         self.output_type = TagPrediction if self.scheme == "tags" else EntityPrediction
 
-    @classmethod
-    def load(cls, folder: Path, card: ModelCard, device: str = "cpu") -> TokenPredictor:
-        return cls(TokenModel.load(folder, card), AutoTokenizer.from_pretrained(folder), card, device)
-
     # ---- the pipeline ---------------------------------------------------------------------------------
     def preprocess(self, inputs: Sequence[Any]) -> list[UnitFeature]:
-        examples = []
-        for i, item in enumerate(inputs):
-            text = item.get("text") if isinstance(item, dict) else item
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"input {i}: expected a text (a string, or {{'text': ...}}), got {type(item).__name__}"
-                )
-            examples.append(TokenExample(text, tuple(split_units(text, self.unit))))
-        return self.encode(examples)
+        return self.encode([TokenExample(text, tuple(split_units(text, self.unit))) for text in self.texts(inputs)])
 
     def encode(self, examples: Sequence[TokenExample]) -> list[UnitFeature]:
         """Sentences whose units are given (e.g. read from a CoNLL file) → features."""
