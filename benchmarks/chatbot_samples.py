@@ -36,7 +36,8 @@ def main() -> None:
 
     from n2m.core.export import export_checkpoint
     from n2m.core.predictor import Predictor
-    from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
+    from n2m.shapes.n2m.data import Seq2SeqDataModule
+    from n2m.shapes.n2m.examples import Seq2SeqColumns
 
     run = Path(args.run)
     report = json.loads((run / "results.json").read_text(encoding="utf-8"))

@@ -81,7 +81,8 @@ class StepTimer(Callback):
 
 def recipe_data(recipe: Path, quick: bool) -> Any:
     """The recipe's DataModule (its files, split, lengths), sliced in quick mode."""
-    from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
+    from n2m.shapes.n2m.data import Seq2SeqDataModule
+    from n2m.shapes.n2m.examples import Seq2SeqColumns
 
     config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     data = dict(config["data"])

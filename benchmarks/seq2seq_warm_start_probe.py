@@ -83,7 +83,8 @@ def probe(variant: dict, data, folder: str) -> dict:
 
 
 def main() -> None:
-    from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
+    from n2m.shapes.n2m.data import Seq2SeqDataModule
+    from n2m.shapes.n2m.examples import Seq2SeqColumns
 
     config = dict(yaml.safe_load(RECIPE.read_text(encoding="utf-8"))["data"])
     config["columns"] = Seq2SeqColumns(**config["columns"])

@@ -12,8 +12,9 @@ from transformers import AutoTokenizer
 from n2m.errors import DataError
 from n2m.readers import READERS
 from n2m.readers.parallel import parallel_files, read_parallel, read_tab_pairs
-from n2m.shapes.n2m.data import DataFile, Seq2SeqColumns, Seq2SeqDataModule, train_tokenizer
+from n2m.shapes.n2m.data import Seq2SeqDataModule, train_tokenizer
 from n2m.shapes.n2m.encoding import encode_targets
+from n2m.shapes.n2m.examples import DataFile, Seq2SeqColumns
 from n2m.shapes.n2m.metrics import GenerationMetrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import yaml
 from n2m.cli import main
 from n2m.core.export import BACKBONE_KEY, CARD_KEY
 from n2m.core.predictor import Predictor
-from n2m.shapes.n2m.data import Seq2SeqColumns, Seq2SeqDataModule
+from n2m.shapes.n2m.data import Seq2SeqDataModule
+from n2m.shapes.n2m.examples import Seq2SeqColumns
 from n2m.shapes.n2m.predictor import Seq2SeqPredictor
 from n2m.shapes.n2m.task import Seq2SeqOptimization, Seq2SeqTask
 
@@ -182,7 +183,7 @@ def test_any_hf_seq2seq_model_trains_exports_and_predicts(copy_files, tmp_path, 
     data = Seq2SeqDataModule(train=train, columns=Seq2SeqColumns("en", "en"), backbone=str(folder),
                              architecture="pretrained", cache_tokens=False)  # fmt: skip
     data.setup("fit")
-    labels = data.datasets["train"].labels[0]
+    labels = data.datasets["train"].targets[0]
     assert labels[0] == tokenizer.bos_token_id and labels[-1] == tokenizer.eos_token_id  # BART keeps <s>
 
     config_file = override(tmp_path, str(folder), copy_files, architecture="pretrained")

@@ -22,7 +22,6 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from n2m.backbones import BackboneError, resolve_backbone
 from n2m.core.datamodule import DataSpec, ShapeDataModule
 from n2m.core.export import BACKBONE_KEY, CARD_KEY, model_weights, read_checkpoint
 
@@ -45,18 +44,7 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]
         return load_file(str(path / "model.safetensors")), str(path)
     checkpoint = read_checkpoint(path)
     folder = checkpoint.get(BACKBONE_KEY)
-    if folder is None:  # written before checkpoints carried it: the hyperparameters named it
-        folder = backbone_folder(checkpoint.get("hyper_parameters", {}))
     return model_weights(checkpoint), folder if folder and Path(folder).is_dir() else None
-
-
-def backbone_folder(hparams: Any) -> str | None:
-    """The folder an older checkpoint's backbone was loaded from (the data's trimmed copy, else the named
-    backbone), or None."""
-    try:
-        return str(resolve_backbone(hparams.get("backbone_dir") or hparams["backbone"]))
-    except (KeyError, BackboneError):
-        return None
 
 
 def vocabulary(folder: str | None) -> dict[str, int] | None:

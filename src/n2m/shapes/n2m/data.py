@@ -2,146 +2,36 @@
 
 Several files can be pooled (the Korean-English recipe combines four parallel corpora); a committed
 split file then says which rows of each file validate and test, so the split survives any change
-of code or seed. Sources given as lists (SciTLDR's abstract sentences) are joined; targets given as
-lists (several TL;DRs) train on the first and score against all of them.
+of code or seed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
 from n2m.backbones import converted_backbone, resolve_backbone
 from n2m.core.batching import pad_id
 from n2m.core.card import MAX_LENGTH, Encoding
-from n2m.core.datamodule import DataSpec, ShapeDataModule
+from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.core.splits import carve
 from n2m.errors import DataError
-from n2m.readers import READERS, Record, detect_format, read_records
 from n2m.shapes.n2m.encoding import encode_sources, encode_targets, pad_sources
+from n2m.shapes.n2m.examples import (
+    Files,
+    Seq2SeqColumns,
+    Seq2SeqExample,
+    as_data_files,
+    load_seq2seq_examples,
+)
 from n2m.shapes.n2m.model import Architecture, special_ids
-
-
-@dataclass
-class Seq2SeqColumns:
-    """Which field of a record is the source, which the target (absent when predicting), which the id."""
-
-    source: str = "source"
-    target: str | None = "target"
-    id: str | None = None
-
-
-@dataclass
-class DataFile:
-    """One input file and how to read it. A plain string path is read with the defaults.
-
-    `format` defaults to the suffix, or `parallel` for a brace pattern such as `news.dev.{ko,en}`;
-    `header` and `column_names` are for headerless CSV/TSV and `tab_pairs`.
-    """
-
-    path: str
-    format: str | None = None
-    header: bool = True
-    column_names: list[str] | None = None
-
-
-# Not `DataFile` in the type: jsonargparse would then read any string value as a path to a config file and
-# replace a CSV path by the file's content; mappings are checked by `as_data_files` instead.
-Files = str | list[str | dict[str, Any]] | None
-
-
-@dataclass(frozen=True)
-class Seq2SeqExample:
-    source: str
-    target: str | None  # what the decoder is trained on
-    references: tuple[str, ...]  # what outputs are scored against (several for SciTLDR)
-    id: str | None
-    file: str  # where it came from: the split file and error messages name rows by (file, line)
-    line: int
-
-
-def as_data_files(files: Files | DataFile) -> list[DataFile]:
-    if files is None:
-        return []
-    if isinstance(files, str | DataFile | dict):
-        files = [files]  # type: ignore[list-item]
-    out = []
-    for f in files:  # type: ignore[union-attr]
-        if isinstance(f, DataFile):
-            out.append(f)
-        elif isinstance(f, dict):
-            unknown = sorted(set(f) - set(DataFile.__dataclass_fields__))
-            if unknown or "path" not in f:
-                raise DataError(
-                    f"a data file entry {f} has unknown keys {unknown}"
-                    if unknown
-                    else f"a data file entry {f} has no path",
-                    hint="each entry is a path, or {path, format, header, column_names}",
-                )
-            out.append(DataFile(**f))
-        else:
-            out.append(DataFile(str(f)))
-    return out
-
-
-def read_data_file(file: DataFile) -> Iterator[Record]:
-    fmt = file.format or ("parallel" if "{" in file.path else detect_format(file.path))
-    if fmt not in READERS:
-        raise DataError(f"unknown format {fmt!r}", file.path, hint=f"use one of {sorted(READERS)}")
-    if fmt == "parallel":
-        return READERS[fmt](file.path)  # a pattern, not one file: the reader checks each side exists
-    options: dict[str, Any] = {}
-    if fmt in ("csv", "tsv"):
-        options = {"header": file.header, "column_names": file.column_names}
-    elif fmt == "tab_pairs":
-        options = {"column_names": file.column_names}
-    return read_records(file.path, fmt, **options)
-
-
-def _text(record: Record, column: str, join: str, what: str) -> tuple[str, ...]:
-    """The texts in a field: one string, or a list of strings (kept apart; the caller joins or chooses)."""
-    value = record.get(column, what)
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(v, str) for v in items):
-        raise DataError(f"expected text or a list of texts, got {value!r:.80}", record.path, record.line, column)
-    texts = tuple(unicodedata.normalize("NFC", v).strip() for v in items)
-    if not any(texts):
-        raise DataError(f"empty {what}", record.path, record.line, column)
-    return tuple(t for t in texts if t)
-
-
-def load_seq2seq_examples(
-    file: DataFile, columns: Seq2SeqColumns, with_targets: bool = True, join: str = " "
-) -> list[Seq2SeqExample]:
-    """Read and validate one file; a bad row raises `DataError` naming file, line and column."""
-    examples = []
-    for record in read_data_file(file):
-        source = join.join(_text(record, columns.source, join, "source"))
-        references: tuple[str, ...] = ()
-        if with_targets and columns.target:
-            references = _text(record, columns.target, join, "target")
-        examples.append(
-            Seq2SeqExample(
-                source=source,
-                target=references[0] if references else None,
-                references=references,
-                id=str(record.fields.get(columns.id, "")) if columns.id else None,
-                file=file.path,
-                line=record.line,
-            )
-        )
-    if not examples:
-        raise DataError("has no rows", file.path)
-    return examples
 
 
 def seeded_subset(examples: list[Seq2SeqExample], limit: int | None, seed: int) -> list[Seq2SeqExample]:
@@ -187,24 +77,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Path:
         portable_tokenizer_class(out)
 
     return converted_backbone(f"tokenizer-unigram{vocab_size}-{digest}", build, version=1)
-
-
-class Seq2SeqDataset(Dataset):
-    def __init__(self, sources: list[list[int]], labels: list[list[int]] | None, references: list[tuple[str, ...]]):
-        self.sources = sources
-        self.labels = labels
-        self.references = references
-        self.lengths = [len(s) + (len(labels[i]) if labels else 0) for i, s in enumerate(sources)]
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item: dict[str, Any] = {"input_ids": self.sources[index], "index": index}
-        if self.labels is not None:
-            item["labels"] = self.labels[index]
-            item["references"] = self.references[index]
-        return item
 
 
 class Seq2SeqDataModule(ShapeDataModule):
@@ -370,7 +242,7 @@ class Seq2SeqDataModule(ShapeDataModule):
         return out
 
     # ---- encoding -----------------------------------------------------------------------------------
-    def encode(self, examples: list[Seq2SeqExample], with_targets: bool) -> Seq2SeqDataset:
+    def encode(self, examples: list[Seq2SeqExample], with_targets: bool) -> EncodedDataset:
         h = self.hparams
         sources = [ex.source for ex in examples]
         targets = [ex.target or "" for ex in examples] if with_targets else None
@@ -385,17 +257,21 @@ class Seq2SeqDataModule(ShapeDataModule):
 
         key = ["seq2seq", sources, targets, h.max_length, h.max_target_length, h.text_prefix]
         ids = self.cached(key, encode)
-        return Seq2SeqDataset(ids["sources"], ids["labels"], [ex.references for ex in examples])
+        source_ids, label_ids = ids["sources"], ids["labels"]
+        features = [{"input_ids": s, "references": ex.references} for s, ex in zip(source_ids, examples, strict=True)]
+        lengths = [len(s) + (len(label_ids[i]) if label_ids else 0) for i, s in enumerate(source_ids)]
+        return EncodedDataset(features, label_ids, lengths)
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch: dict[str, Any] = pad_sources([it["input_ids"] for it in items], pad_id(self.tokenizer))
+        sources = [it["features"]["input_ids"] for it in items]
+        batch: dict[str, Any] = pad_sources(sources, pad_id(self.tokenizer))
         batch["index"] = torch.tensor([it["index"] for it in items])
-        if "labels" in items[0]:
-            longest = max(len(it["labels"]) for it in items)
+        if "target" in items[0]:
+            longest = max(len(it["target"]) for it in items)
             batch["labels"] = torch.tensor(
-                [it["labels"] + [-100] * (longest - len(it["labels"])) for it in items], dtype=torch.long
+                [it["target"] + [-100] * (longest - len(it["target"])) for it in items], dtype=torch.long
             )
-            batch["references"] = [list(it["references"]) for it in items]
+            batch["references"] = [list(it["features"]["references"]) for it in items]
         return batch
 
 
