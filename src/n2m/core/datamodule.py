@@ -102,10 +102,6 @@ class ShapeDataModule(L.LightningDataModule):
         """Validated examples of the splits a stage uses (see `select`)."""
         raise NotImplementedError
 
-    def has_split(self, stage: str) -> bool:
-        """Whether the recipe gives data for a stage (`fit`, `validate`, `test`, `predict`)."""
-        raise NotImplementedError
-
     def vocabulary_texts(self) -> list[str]:
         """The texts a trimmed vocabulary must tokenize exactly as the full one does."""
         raise NotImplementedError
@@ -118,6 +114,19 @@ class ShapeDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     # ---- what the base does with them -----------------------------------------------------------------
+    @property
+    def encoding(self) -> Encoding:
+        return Encoding(self.hparams.max_length, self.hparams.text_prefix)
+
+    def has_split(self, stage: str) -> bool:
+        """Whether the recipe gives data for a stage (`fit`, `validate`, `test`, `predict`): a file of its own,
+        or a way to carve it from `train` (a ratio, k folds, a split file)."""
+        h = self.hparams
+        if stage in ("fit", "predict"):
+            return bool(h.train if stage == "fit" else h.predict)
+        own, ratio = (h.val, h.val_ratio or h.get("folds")) if stage == "validate" else (h.test, h.test_ratio)
+        return bool(own or (h.train and (ratio or h.get("split_file"))))
+
     @cached_property
     def backbone_dir(self) -> str:
         """The backbone folder: as named, or cut to the pieces of the training and validation texts (and the

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from n2m.core.card import MAX_LENGTH, Encoding
+from n2m.core.card import MAX_LENGTH
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.core.splits import kfold
 from n2m.errors import DataError
@@ -70,7 +70,6 @@ class TextDataModule(ShapeDataModule):
         # plain dicts in checkpoints, so they load with `torch.load(weights_only=True)`
         self.save_hyperparameters(ignore=["columns", "read", "score_range"])
         self.hparams.update(columns=asdict(self.columns), read=asdict(self.read))
-        self.encoding = Encoding(max_length, text_prefix)
         self.given_score_range = score_range
 
     # ---- what the model needs to know before it is built -------------------------------------------
@@ -111,15 +110,6 @@ class TextDataModule(ShapeDataModule):
         return (min(scores), max(scores))
 
     # ---- the template's hooks -----------------------------------------------------------------------
-    def has_split(self, stage: str) -> bool:
-        h = self.hparams
-        return {
-            "fit": bool(h.train),
-            "validate": bool(h.val or (h.train and (h.val_ratio or h.folds))),
-            "test": bool(h.test or (h.train and h.test_ratio)),
-            "predict": bool(h.predict),
-        }[stage]
-
     def vocabulary_texts(self) -> list[str]:
         splits = self.read_splits("fit")
         texts = [t for exs in splits.values() for ex in exs for t in (ex.text, ex.text_pair) if t is not None]

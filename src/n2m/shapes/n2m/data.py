@@ -19,7 +19,7 @@ import torch
 
 from n2m.backbones import converted_backbone, resolve_backbone
 from n2m.core.batching import pad_id
-from n2m.core.card import MAX_LENGTH, Encoding
+from n2m.core.card import MAX_LENGTH
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.core.splits import carve
 from n2m.errors import DataError
@@ -152,10 +152,6 @@ class Seq2SeqDataModule(ShapeDataModule):
         return DataSpec("N2M", "generation", ["text"], h.backbone, self.backbone_dir, self.encoding,
                         settings={"architecture": h.architecture})  # fmt: skip
 
-    @property
-    def encoding(self) -> Encoding:
-        return Encoding(self.hparams.max_length, self.hparams.text_prefix)
-
     @cached_property
     def backbone_dir(self) -> str:
         """The folder the model and tokenizer come from: the (trimmed) checkpoint for `warm_start`, a tokenizer
@@ -177,16 +173,6 @@ class Seq2SeqDataModule(ShapeDataModule):
         return special_ids(self.hparams.architecture, self.tokenizer, self.backbone_dir).decoder_start
 
     # ---- splits -------------------------------------------------------------------------------------
-    def has_split(self, stage: str) -> bool:
-        h = self.hparams
-        pooled = bool(self.files["train"])
-        return {
-            "fit": pooled,
-            "validate": bool(self.files["val"] or (pooled and (h.val_ratio or h.split_file))),
-            "test": bool(self.files["test"] or (pooled and (h.test_ratio or h.split_file))),
-            "predict": bool(self.files["predict"]),
-        }[stage]
-
     def read_files(self, name: str, with_targets: bool = True) -> list[Seq2SeqExample]:
         """The validated examples of one split's files, pooled in file order (read once)."""
         if name not in self.loaded:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from n2m.core.batching import pad_id
-from n2m.core.card import MAX_LENGTH, Encoding
+from n2m.core.card import MAX_LENGTH
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.errors import DataError
 from n2m.readers import detect_format, read_records
@@ -97,10 +97,6 @@ class TokenDataModule(ShapeDataModule):
             settings={"unit": self.unit},
         )
 
-    @property
-    def encoding(self) -> Encoding:
-        return Encoding(self.hparams.max_length, self.hparams.text_prefix)
-
     @cached_property
     def unit(self) -> Unit:
         """`char` when the training data labels characters (KLUE-NER), else `word`."""
@@ -133,16 +129,6 @@ class TokenDataModule(ShapeDataModule):
         return sorted(tags)
 
     # ---- the hooks of ShapeDataModule ---------------------------------------------------------------
-    def has_split(self, stage: str) -> bool:
-        h = self.hparams
-        from_train = bool(h.train and h.split_file)
-        return {
-            "fit": bool(h.train),
-            "validate": bool(h.val or from_train or (h.train and h.val_ratio)),
-            "test": bool(h.test or from_train or (h.train and h.test_ratio)),
-            "predict": bool(h.predict),
-        }[stage]
-
     def read_splits(self, stage: str) -> dict[str, list[TokenExample]]:
         h = self.hparams
         if stage == "predict":
