@@ -130,6 +130,36 @@ class BaseTask(L.LightningModule):
         self.apply_freezing()
         self.warm_start()
 
+    # ---- the steps of every shape: a shape gives `loss`, `evaluate` and `epoch_scores` ----------------
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training loss of a batch."""
+        raise NotImplementedError
+
+    def evaluate(self, batch: dict[str, Any], split: str) -> None:
+        """Log a validation or test batch's `<split>/loss` and update the split's metrics."""
+        raise NotImplementedError
+
+    def epoch_scores(self, split: str) -> dict[str, Any]:
+        """The split's metrics over the epoch, as `<split>/<name>` (and reset them for the next one)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.epoch_scores("val"), prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.epoch_scores("test"), sync_dist=True)
+
     def is_new(self, name: str) -> bool:
         """Whether a parameter is one the task adds to the backbone (trained at `head_lr`)."""
         return not name.startswith("encoder.")

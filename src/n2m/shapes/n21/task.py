@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchmetrics import MetricCollection
 
 from n2m.core.card import ModelCard
 from n2m.core.datamodule import DataSpec
@@ -65,43 +64,33 @@ class SequenceTask(BaseTask):
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         self.main_metric = f"val/{MAIN_METRIC[objective]}"
-        self.val_metrics = build_metrics(objective, num_labels).clone(prefix="val/")  # type: ignore[arg-type]
-        self.test_metrics = build_metrics(objective, num_labels).clone(prefix="test/")  # type: ignore[arg-type]
+        self.split_metrics = torch.nn.ModuleDict(
+            {split: build_metrics(objective, num_labels).clone(prefix=f"{split}/") for split in ("val", "test")}  # type: ignore[arg-type]
+        )
         self.prepare_weights()
 
     def card(self) -> ModelCard:
         return self.spec.card(pooling=self.hparams.pooling)
 
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss_of(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.spec.task == "regression":
             target = self.model.normalize_target(target)
         return compute_loss(self.loss_name, logits, target, self.class_weights, self.hparams.label_smoothing)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.model(batch), batch["target"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["target"].shape[0])
-        return loss
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.loss_of(self.model(batch), batch["target"])
 
-    def _evaluate(self, batch: dict[str, Any], metrics: MetricCollection, prefix: str) -> None:
+    def evaluate(self, batch: dict[str, Any], split: str) -> None:
         logits = self.model(batch)
         target = batch["target"]
-        self.log(f"{prefix}/loss", self._loss(logits, target), sync_dist=True, batch_size=target.shape[0])
+        self.log(f"{split}/loss", self.loss_of(logits, target), sync_dist=True, batch_size=target.shape[0])
         outputs = self.model.to_outputs(logits)
-        metrics.update(outputs, target.long() if self.spec.task == "multilabel" else target)
+        self.split_metrics[split].update(outputs, target.long() if self.spec.task == "multilabel" else target)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
-        self.val_metrics.reset()
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()
+    def epoch_scores(self, split: str) -> dict[str, Any]:
+        scores = self.split_metrics[split].compute()
+        self.split_metrics[split].reset()
+        return scores
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         return {"index": batch["index"], "outputs": self.model.to_outputs(self.model(batch))}

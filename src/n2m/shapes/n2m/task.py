@@ -111,8 +111,8 @@ class Seq2SeqTask(BaseTask):
         self.model = Seq2SeqModel(net, label_smoothing)
         self.main_metric = f"val/{monitor}"
         self.main_mode = "min" if monitor == "loss" else "max"
-        self.val_metrics = GenerationMetrics(metrics, bleu_tokenize, bertscore_model)
-        self.test_metrics = GenerationMetrics(metrics, bleu_tokenize, bertscore_model)
+        scorers = {split: GenerationMetrics(metrics, bleu_tokenize, bertscore_model) for split in ("val", "test")}
+        self.split_metrics = torch.nn.ModuleDict(scorers)
         self._test_rows: list[dict[str, Any]] = []
         self.generated_tokens = 0
         self.prepare_weights()
@@ -155,37 +155,26 @@ class Seq2SeqTask(BaseTask):
         """The teacher-forced loss of a batch (label smoothing as set, padding ignored)."""
         return self.model.loss(self.model(batch), batch["labels"])
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-        return loss
+    def evaluate(self, batch: dict[str, Any], split: str) -> None:
+        """The teacher-forced loss, and the generated texts scored (and, for test, kept to be written)."""
+        self.log(f"{split}/loss", self.loss(batch), sync_dist=True, batch_size=batch["input_ids"].shape[0])
+        texts = self.generate(batch, self.val_generation if split == "val" else self.generation)
+        self.split_metrics[split].update(texts, batch["references"])
+        if split == "test":
+            self._test_rows += [
+                {"index": int(i), "prediction": t, "references": r}
+                for i, t, r in zip(batch["index"].tolist(), texts, batch["references"], strict=True)
+            ]
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        size = batch["input_ids"].shape[0]
-        self.log("val/loss", self.loss(batch), sync_dist=True, batch_size=size)
-        self.val_metrics.update(self.generate(batch, self.val_generation), batch["references"])
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        size = batch["input_ids"].shape[0]
-        self.log("test/loss", self.loss(batch), sync_dist=True, batch_size=size)
-        texts = self.generate(batch)
-        self.test_metrics.update(texts, batch["references"])
-        self._test_rows += [
-            {"index": int(i), "prediction": t, "references": r}
-            for i, t, r in zip(batch["index"].tolist(), texts, batch["references"], strict=True)
-        ]
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_dict({f"val/{k}": v for k, v in self.val_metrics.compute().items()}, prog_bar=True, sync_dist=True)
-        self.val_metrics.reset()
+    def epoch_scores(self, split: str) -> dict[str, Any]:
+        scores = {f"{split}/{k}": v for k, v in self.split_metrics[split].compute().items()}
+        self.split_metrics[split].reset()
+        if split == "test":
+            self._write_test_generations()
+        return scores
 
     def on_test_epoch_start(self) -> None:
         self._test_rows = []
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.compute().items()}, sync_dist=True)
-        self.test_metrics.reset()
-        self._write_test_generations()
 
     def _write_test_generations(self) -> None:
         """`<root>/test_generations.jsonl`: source, output and references of every test row, in file order

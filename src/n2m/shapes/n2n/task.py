@@ -49,15 +49,14 @@ class TokenTask(BaseTask):
         self.scheme = self.spec.task
         self.model = TokenModel(build_encoder(self.spec.backbone_dir, overrides=backbone_config), len(labels), dropout)
         self.transitions = bio_transitions(labels) if self.scheme == "bio" else None
-        if self.scheme == "bio":
-            types = entity_types(labels)
-            self.main_metric = "val/f1"
-            self.val_metrics = torch.nn.ModuleDict({m: EntityScores(types) for m in ("argmax", "constrained")})
-            self.test_metrics = torch.nn.ModuleDict({m: EntityScores(types) for m in ("argmax", "constrained")})
-        else:
-            self.main_metric = "val/accuracy"
-            self.val_metrics = torch.nn.ModuleDict({"argmax": TagAccuracy()})
-            self.test_metrics = torch.nn.ModuleDict({"argmax": TagAccuracy()})
+        self.main_metric = "val/f1" if self.scheme == "bio" else "val/accuracy"
+
+        def scorers() -> torch.nn.ModuleDict:
+            if self.scheme == "tags":
+                return torch.nn.ModuleDict({"argmax": TagAccuracy()})
+            return torch.nn.ModuleDict({mode: EntityScores(entity_types(labels)) for mode in ("argmax", "constrained")})
+
+        self.split_metrics = torch.nn.ModuleDict({split: scorers() for split in ("val", "test")})
         self.prepare_weights()
 
     @property
@@ -71,22 +70,22 @@ class TokenTask(BaseTask):
     def card(self) -> ModelCard:
         return self.spec.card(constrained_decoding=self.hparams.constrained_decoding)
 
-    def loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    def loss_of(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """Cross-entropy over the units the model reads and whose tag it knows."""
         labels = batch["labels"]
         trained = (labels >= 0) & (batch["unit_token"] >= 0)
         if not trained.any():
             return logits.sum() * 0.0
         return F.cross_entropy(logits[trained].float(), labels[trained])
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.model(batch), batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-        return loss
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.loss_of(self.model(batch), batch)
 
-    def evaluate(self, batch: dict[str, Any], metrics: torch.nn.ModuleDict, prefix: str) -> None:
+    def evaluate(self, batch: dict[str, Any], split: str) -> None:
         logits = self.model(batch)
         size = batch["input_ids"].shape[0]
-        self.log(f"{prefix}/loss", self.loss(logits, batch), sync_dist=True, batch_size=size)
+        self.log(f"{split}/loss", self.loss_of(logits, batch), sync_dist=True, batch_size=size)
+        metrics = self.split_metrics[split]
         log_probs = logits.float().log_softmax(-1).cpu()
         covered, labels = (batch["unit_token"] >= 0).cpu(), batch["labels"].cpu()
         names = self.label_names
@@ -101,29 +100,22 @@ class TokenTask(BaseTask):
                 tags = decode_units(log_probs[b, :n], covered[b, :n], transitions)
                 metrics[mode].update([predicted_spans(tags, names)], gold_spans)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluate(batch, self.val_metrics, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluate(batch, self.test_metrics, "test")
-
-    def log_metrics(self, metrics: torch.nn.ModuleDict, prefix: str) -> None:
+    def epoch_scores(self, split: str) -> dict[str, Any]:
+        """`accuracy` for tags; for entities `f1_argmax`, `f1_constrained`, and the chosen decoding's precision,
+        recall and F1 (and per-type figures) without a suffix."""
+        metrics = self.split_metrics[split]
         if self.scheme == "tags":
-            self.log(f"{prefix}/accuracy", metrics["argmax"].compute(), prog_bar=True)
+            out = {f"{split}/accuracy": metrics["argmax"].compute()}
         else:
+            out = {}
             for mode, metric in metrics.items():
                 scores = metric.compute()
-                self.log(f"{prefix}/f1_{mode}", scores["f1"])
+                out[f"{split}/f1_{mode}"] = scores["f1"]
                 if mode == self.decoding:
-                    self.log_dict({f"{prefix}/{k}": v for k, v in scores.items()}, prog_bar=False)
+                    out.update({f"{split}/{k}": v for k, v in scores.items()})
         for metric in metrics.values():
             metric.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_metrics(self.val_metrics, "val")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_metrics(self.test_metrics, "test")
+        return out
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         probs = self.model(batch).float().softmax(-1).cpu()
