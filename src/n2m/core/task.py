@@ -24,6 +24,7 @@ from transformers import (
 
 from n2m.core.datamodule import DataSpec, ShapeDataModule
 from n2m.core.export import BACKBONE_KEY, CARD_KEY, model_weights, read_checkpoint
+from n2m.core.rows import prediction_rows
 
 Schedule = Literal["linear", "cosine", "constant"]
 SCHEDULES = {
@@ -164,9 +165,19 @@ class BaseTask(L.LightningModule):
         """Whether a parameter is one the task adds to the backbone (trained at `head_lr`)."""
         return not name.startswith("encoder.")
 
-    def prediction_rows(self, batches: list[Any], datamodule: Any) -> list[dict[str, Any]]:
-        """`predict_step` outputs → one dict per input, in the input file's order (for `n2m predict`)."""
+    def predict_batch(self, batch: dict[str, Any]) -> list[Any]:
+        """A batch of the predict split → one typed result per input (the predictor's result types)."""
         raise NotImplementedError
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return {"index": batch["index"].tolist(), "results": self.predict_batch(batch)}
+
+    def prediction_rows(self, batches: list[dict[str, Any]], datamodule: Any) -> list[dict[str, Any]]:
+        """`predict_step` outputs (batches in length order) → one row per input, in the input file's order,
+        with the file's ids (or row numbers): what `n2m predict` writes."""
+        results = {i: r for batch in batches for i, r in zip(batch["index"], batch["results"], strict=True)}
+        examples = datamodule.examples["predict"]
+        return prediction_rows([results[i] for i in range(len(examples))], [ex.id for ex in examples])
 
     def warm_start(self) -> None:
         """`init_from`: take every weight whose name and shape match (e.g. a KorNLI model's encoder before STS).

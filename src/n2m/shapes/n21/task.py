@@ -9,7 +9,6 @@ import torch
 from n2m.core.card import ModelCard
 from n2m.core.datamodule import DataSpec
 from n2m.core.encoder import Pooling, build_encoder
-from n2m.core.rows import prediction_rows
 from n2m.core.task import BaseTask, Optimization
 from n2m.shapes.n21.losses import LossName, compute_loss, resolve_loss
 from n2m.shapes.n21.metrics import MAIN_METRIC, build_metrics
@@ -92,17 +91,9 @@ class SequenceTask(BaseTask):
         self.split_metrics[split].reset()
         return scores
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"index": batch["index"], "outputs": self.model.to_outputs(self.model(batch))}
-
-    def prediction_rows(self, batches: list[dict[str, torch.Tensor]], datamodule: Any) -> list[dict[str, Any]]:
-        """Batch outputs (in length order) → rows in file order, with the input file's ids."""
-        index = torch.cat([b["index"] for b in batches])
-        outputs = torch.cat([b["outputs"] for b in batches])
-        ordered = torch.empty_like(outputs)
-        ordered[index] = outputs
-        results = [decode_output(row, self.spec.task, self.spec.labels) for row in ordered]
-        return prediction_rows(results, [ex.id for ex in datamodule.examples["predict"]])
+    def predict_batch(self, batch: dict[str, Any]) -> list[Any]:
+        outputs = self.model.to_outputs(self.model(batch))
+        return [decode_output(row, self.spec.task, self.spec.labels) for row in outputs]
 
 
 Task = SequenceTask

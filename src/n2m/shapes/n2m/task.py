@@ -22,6 +22,7 @@ from n2m.shapes.n2m.model import (
     Seq2SeqModel,
     build_seq2seq,
 )
+from n2m.shapes.n2m.outputs import GeneratedText
 
 
 @dataclass
@@ -194,16 +195,8 @@ class Seq2SeqTask(BaseTask):
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     # ---- prediction ---------------------------------------------------------------------------------------
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return {"index": batch["index"], "texts": self.generate(batch)}
-
-    def prediction_rows(self, batches: list[dict[str, Any]], datamodule: Any) -> list[dict[str, Any]]:
-        """One generated text per input, in the input file's order, with its id (or row number)."""
-        texts: dict[int, str] = {}
-        for b in batches:
-            texts.update(zip(b["index"].tolist(), b["texts"], strict=True))
-        examples = datamodule.examples["predict"]
-        return [{"id": ex.id if ex.id is not None else str(i), "text": texts[i]} for i, ex in enumerate(examples)]
+    def predict_batch(self, batch: dict[str, Any]) -> list[Any]:
+        return [GeneratedText(text) for text in self.generate(batch)]
 
 
 Task = Seq2SeqTask

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from n2m.core.card import ModelCard
 from n2m.core.datamodule import DataSpec
 from n2m.core.encoder import build_encoder
-from n2m.core.rows import prediction_rows
 from n2m.core.task import BaseTask, Optimization
 from n2m.shapes.n2n.metrics import EntityScores, TagAccuracy
 from n2m.shapes.n2n.model import TokenModel
@@ -117,25 +116,18 @@ class TokenTask(BaseTask):
             metric.reset()
         return out
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def predict_batch(self, batch: dict[str, Any]) -> list[Any]:
+        """Per input sentence: its entities (`bio`) or its tagged words (`tags`)."""
+        examples = self.trainer.datamodule.examples["predict"]  # type: ignore[attr-defined]
         probs = self.model(batch).float().softmax(-1).cpu()
         covered = (batch["unit_token"] >= 0).cpu()
         transitions = self.transitions if self.decoding == "constrained" else None
-        decoded = []
-        for b, n in enumerate(batch["num_units"].tolist()):
+        results = []
+        for b, (n, index) in enumerate(zip(batch["num_units"].tolist(), batch["index"].tolist(), strict=True)):
             tags = decode_units(probs[b, :n].log(), covered[b, :n], transitions)
-            decoded.append((tags, probs[b, :n]))
-        return {"index": batch["index"].tolist(), "decoded": decoded}
-
-    def prediction_rows(self, batches: list[dict[str, Any]], datamodule: Any) -> list[dict[str, Any]]:
-        """Per input sentence in file order: its entities (`bio`) or its tagged words (`tags`)."""
-        examples = datamodule.examples["predict"]
-        results: list[Any] = [None] * len(examples)
-        for batch in batches:
-            for index, (tags, probs) in zip(batch["index"], batch["decoded"], strict=True):
-                ex = examples[index]
-                results[index] = decode_prediction(ex.text, ex.units, tags, probs, self.label_names, self.scheme)
-        return prediction_rows(results, [ex.id for ex in examples])
+            ex = examples[index]
+            results.append(decode_prediction(ex.text, ex.units, tags, probs[b, :n], self.label_names, self.scheme))
+        return results
 
 
 Task = TokenTask
