@@ -42,29 +42,13 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1, **
     """CoNLL columns (WNUT-17, CoNLL-2003): a word and its tag per line, tab- or space-separated, a blank line
     between sentences; `-DOCSTART-` lines are skipped. The text is the words joined by single spaces."""
     path = Path(path)
-    tokens: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-    count = 0
 
-    def flush() -> Iterator[Record]:
-        nonlocal count
-        if tokens:
-            text, offsets = _joined(tokens)
-            yield _record(path, lines[0], str(count), text, offsets, list(tokens), list(tags), list(lines), "word")
-            count += 1
-        tokens.clear()
-        tags.clear()
-        lines.clear()
-
-    for number, raw in enumerate(open_text(path), start=1):
-        line = raw.rstrip("\r\n")
+    def parse(line: str, number: int) -> tuple[str, str] | None:
         if not line.strip():
-            yield from flush()
-            continue
+            return None
         cells = line.split("\t") if "\t" in line else line.split()
-        if cells[0].startswith("-DOCSTART-"):
-            continue
+        if cells[0].startswith("-DOCSTART-"):  # a document break is a sentence break too
+            return None
         if len(cells) < 2:
             raise DataError(
                 f"expected a word and a tag separated by a tab, got {line!r}",
@@ -78,15 +62,16 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1, **
             raise DataError(f"has {len(cells)} columns; column {tag_column} does not exist", path, number) from None
         if not token or not tag:
             raise DataError(f"empty {'word' if not token else 'tag'} in {line!r}", path, number)
-        tokens.append(token)
-        tags.append(tag)
-        lines.append(number)
-    yield from flush()
+        return token, tag
+
+    return _sentences(path, "word", parse, headers=False)
 
 
-def _klue_sentences(path: Path, unit: str, parse: Callable[[str, int], tuple[str, str] | None]) -> Iterator[Record]:
-    """KLUE's layout: a `## <id>\t<text>` line before each sentence (other `##` lines are comments), one unit
-    per line (`parse` gives its text and tag, or None at a sentence break), a blank line between sentences."""
+def _sentences(
+    path: Path, unit: str, parse: Callable[[str, int], tuple[str, str] | None], headers: bool = True
+) -> Iterator[Record]:
+    """One unit per line (`parse` gives its text and tag, or None at a sentence break, e.g. a blank line); with
+    `headers` (KLUE), a `## <id>\t<text>` line before each sentence names it and other `##` lines are comments."""
     pieces: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
@@ -110,7 +95,7 @@ def _klue_sentences(path: Path, unit: str, parse: Callable[[str, int], tuple[str
 
     for number, raw in enumerate(open_text(path), start=1):
         line = raw.rstrip("\r\n")
-        if line.startswith("##"):
+        if headers and line.startswith("##"):
             if "\t" in line:  # `## klue-ner-v1_dev_00000-wikitree\t<경찰:OG>은 ...`
                 yield from flush()
                 header = (number, line[2:].split("\t", 1)[0].strip())
@@ -146,7 +131,7 @@ def read_klue_ner(path: str | Path, **_: Any) -> Iterator[Record]:
             raise DataError(f"empty tag for character {char!r}", path, number)
         return char, tag.strip()
 
-    return _klue_sentences(path, "char", parse)
+    return _sentences(path, "char", parse)
 
 
 def read_conllu(path: str | Path, tag_column: Literal["upos", "xpos"] = "upos", **_: Any) -> Iterator[Record]:
@@ -240,7 +225,7 @@ def read_klue_dp(path: str | Path, **_: Any) -> Iterator[Record]:
             raise DataError(f"empty {'WORD_FORM' if not word else 'POS'}", path, number)
         return word, pos
 
-    return _klue_sentences(path, "word", parse)
+    return _sentences(path, "word", parse)
 
 
 TOKEN_READERS: dict[str, Reader] = {
