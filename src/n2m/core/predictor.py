@@ -24,11 +24,9 @@ from n2m.registry import get_shape, predictor_class
 
 
 class Predictor:
-    """Base of every shape's predictor. Subclasses implement `load`, `preprocess`, `length`, `forward` and
-    `postprocess`, and name their result type (`output_type`) and the options each stage takes."""
+    """Base of every shape's predictor. Subclasses implement `preprocess`, `length`, `forward` and `postprocess`,
+    and name their result type (`output_type`) and the options each stage takes."""
 
-    card: ModelCard
-    device: str = "cpu"
     default_batch_size: ClassVar[int] = 64
     output_type: Any = dict  # the result dataclass, documented in the server's OpenAPI schema
     forward_options: ClassVar[frozenset[str]] = frozenset()

@@ -1,7 +1,7 @@
 """Table readers (CSV, TSV, JSONL, JSON lists): one record per row.
 
 A reader only knows the file format. Validation against a task (which columns, which label type)
-happens in `n2m.data.examples`, so every format gets the same checks and messages.
+happens in each shape's `examples` module, so every format gets the same checks and messages.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class Seq2SeqDataModule(ShapeDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         max_length: int = MAX_LENGTH,
-        max_target_length: int = 128,
+        max_target_length: int = MAX_LENGTH,
         text_prefix: str = "",
         join: str = " ",
         group_by_length: bool = True,
