@@ -1,10 +1,6 @@
 """The one place where n2m's shapes, file formats and offline backbones are named, and the only place that
-dispatches on a model's shape.
-
-A shape is a package under `n2m.shapes` with the same files (`data`, `model`, `task`, `predictor`, …) and one
-`Shape` line here. Parts are named as "module:attribute" strings and imported when first asked for, so the
-registry imports no shape (and loading a predictor imports no training code).
-"""
+dispatches on a model's shape. Parts are "module:attribute" strings imported when first asked for, so the
+registry imports no shape, and loading a predictor imports no training code."""
 
 from __future__ import annotations
 

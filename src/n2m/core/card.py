@@ -1,10 +1,5 @@
-"""`ModelCard`: what an exported model is, saved as its folder's `n2m.json` (one versioned schema for every shape).
-
-A common head (shape, task, inputs, labels, backbone, encoding, provenance) and one `settings` section that
-belongs to the shape (N21: pair encoding, pooling, score range; N2N: unit, decoding; N2M: architecture,
-decoding). Folders written before the schema was versioned (`format_version` absent) are read through
-`migrate_v1`, so every export n2m ever wrote still loads.
-"""
+"""`ModelCard`: what an exported model is, saved as its folder's `n2m.json` (one versioned schema for every shape):
+a common head and one `settings` section of the shape's own. Folders of n2m 0.1 are read through `migrate_v1`."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""`ShapeDataModule`: the template every shape's DataModule fills in.
-
-The base owns the path every shape's data takes: resolve (and, with `trim_vocab`, cut) the backbone once,
-validate every file before training starts (`prepare_data`), carve seeded splits, tokenize once into the
-token cache, and batch by length (`LengthGroupedSampler` for training, longest-first for evaluation).
-A shape fills in four hooks: `read_splits` (validated examples per split), `vocabulary_texts` (what a
-trimmed vocabulary must cover), `encode` (examples → a Dataset with `.lengths`) and `collate`; and it
-says what the model must know before it is built (`spec`, a `DataSpec`).
-"""
+"""`ShapeDataModule`, the template every shape's DataModule fills in, and `DataSpec`, what it tells the model
+(docs/architecture.md)."""
 
 from __future__ import annotations
 

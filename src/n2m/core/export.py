@@ -1,9 +1,5 @@
-"""`n2m export`: a training checkpoint → a self-contained model folder (weights, config, tokenizer, `n2m.json`).
-
-One function for every shape: the task wrote its model card and backbone folder into the checkpoint
-(`BaseTask.on_save_checkpoint`); the shape's model builds its architecture from them, takes the trained
-weights and saves itself. No Lightning is imported, and no pickled code runs.
-"""
+"""`n2m export`: a checkpoint → a self-contained model folder (weights, config, tokenizer, `n2m.json`), for every
+shape: the task wrote its card and backbone folder into the checkpoint, and the shape's model saves itself."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
 """`Predictor`: an exported model folder → typed results, without Lightning and without pickle.
 
-Every shape's predictor is the same pipeline (as a Hugging Face pipeline is): `preprocess` checks and
-tokenizes the inputs, `forward` runs one batch, `postprocess` turns one raw output into the shape's result
-type. The base owns what they share: loading through the registry, batching longest-first (little padding)
-with results put back in input order, `torch.inference_mode`, and the device. A backend (PyTorch, ONNX
-Runtime) is another implementation of `forward`.
-
->>> p = Predictor.from_pretrained("out/korsts")
->>> p.predict([("한 남자가 기타를 치고 있다.", "남자가 기타를 연주한다.")])
-[ScorePrediction(score=4.6)]
+Every shape's predictor is one pipeline, `preprocess` → `forward` (one batch) → `postprocess`; the base owns
+loading, batching longest-first with results in input order, `torch.inference_mode` and the device.
 """
 
 from __future__ import annotations
