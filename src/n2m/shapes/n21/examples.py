@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from n2m.errors import DataError
 from n2m.readers import Record, read_records
@@ -108,10 +108,7 @@ def load_sequence_examples(
 ) -> list[SequenceExample]:
     """Read and validate a file; raises `DataError` naming file, line and column on the first bad row."""
     read = read or ReadOptions()
-    options: dict[str, Any] = {}
-    if read.format in (None, "csv", "tsv") and not str(path).endswith((".json", ".jsonl", ".ndjson")):
-        options = {"header": read.header, "column_names": read.column_names}
-    records = read_records(path, read.format, **options)
+    records = read_records(path, read.format, header=read.header, column_names=read.column_names)
     examples = records_to_examples(records, columns, objective, with_labels, read.label_separator)
     if not examples:
         raise DataError("has no rows", path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from n2m.errors import DataError
-from n2m.readers import READERS, Record, detect_format, read_records
+from n2m.readers import READERS, Record, read_records
 
 
 @dataclass
@@ -78,17 +78,9 @@ def as_data_files(files: Files | DataFile) -> list[DataFile]:
 
 
 def read_data_file(file: DataFile) -> Iterator[Record]:
-    fmt = file.format or ("parallel" if "{" in file.path else detect_format(file.path))
-    if fmt not in READERS:
-        raise DataError(f"unknown format {fmt!r}", file.path, hint=f"use one of {sorted(READERS)}")
-    if fmt == "parallel":
-        return READERS[fmt](file.path)  # a pattern, not one file: the reader checks each side exists
-    options: dict[str, Any] = {}
-    if fmt in ("csv", "tsv"):
-        options = {"header": file.header, "column_names": file.column_names}
-    elif fmt == "tab_pairs":
-        options = {"column_names": file.column_names}
-    return read_records(file.path, fmt, **options)
+    if file.format == "parallel" or (not file.format and "{" in file.path):
+        return READERS["parallel"](file.path)  # a pattern, not one file: the reader checks each side exists
+    return read_records(file.path, file.format, header=file.header, column_names=file.column_names)
 
 
 def _text(record: Record, column: str, join: str, what: str) -> tuple[str, ...]:
