@@ -14,38 +14,29 @@ from n2m.readers import READERS
 __all__ = ["OFFLINE_BACKBONES", "READERS", "SHAPES", "Shape", "get_shape", "load_object", "page_layout"]
 
 
+# every shape package has these modules, each ending with this alias of its class
+PARTS = {"task": "Task", "data": "DataModule", "model": "Model", "predictor": "Predictor"}
+
+
 @dataclass(frozen=True)
 class Shape:
-    """Where a shape's parts live, and how the web page lays out its results (by the card's `task`)."""
+    """A shape's package, how the web page lays out its results (by the card's `task`), and predictors of other
+    runtimes than PyTorch ("module:attribute", by backend name)."""
 
-    task: str  # the LightningModule
-    data: str  # the LightningDataModule
-    model: str  # the nn.Module that saves itself into an export and loads back from one
-    predictor: str
+    package: str
     layouts: dict[str, str]
-    backends: dict[str, str] = field(default_factory=dict)  # predictors of other runtimes, by name
+    backends: dict[str, str] = field(default_factory=dict)
 
     def part(self, name: str) -> Any:
-        return load_object(getattr(self, name))
-
-
-def _shape(package: str, layouts: dict[str, str], **backends: str) -> Shape:
-    """The same files in every shape package."""
-    return Shape(
-        task=f"{package}.task:Task",
-        data=f"{package}.data:DataModule",
-        model=f"{package}.model:Model",
-        predictor=f"{package}.predictor:Predictor",
-        layouts=layouts,
-        backends=backends,
-    )
+        """`task`, `data`, `model` or `predictor`: the class."""
+        return load_object(f"{self.package}.{name}:{PARTS[name]}")
 
 
 N21_LAYOUTS = {"regression": "score", "classification": "classes", "multilabel": "labels"}
 SHAPES: dict[str, Shape] = {
-    "N21": _shape("n2m.shapes.n21", N21_LAYOUTS, onnx="n2m.shapes.n21.onnx:OnnxPredictor"),
-    "N2N": _shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}),
-    "N2M": _shape("n2m.shapes.n2m", {"generation": "generation"}),
+    "N21": Shape("n2m.shapes.n21", N21_LAYOUTS, {"onnx": "n2m.shapes.n21.onnx:OnnxPredictor"}),
+    "N2N": Shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}),
+    "N2M": Shape("n2m.shapes.n2m", {"generation": "generation"}),
 }
 # an ensemble of N21 models is served like one N21 model
 ENSEMBLE = "n2m.shapes.n21.ensemble:EnsemblePredictor"
