@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,18 @@ class Record:
     line: int
     fields: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        for column, value in self.fields.items():
+            texts = value if isinstance(value, list) else [value]
+            if any(isinstance(t, str) and "\x00" in t for t in texts):
+                raise DataError(
+                    "contains a NUL character (U+0000)",
+                    self.path,
+                    self.line,
+                    column,
+                    hint="remove it; NULs throughout a file usually mean it is UTF-16 or binary, not UTF-8 text",
+                )
+
     def get(self, column: str, what: str = "") -> Any:
         """The field's value; a missing column is an error that names file, line and column."""
         if column not in self.fields:
@@ -43,6 +56,9 @@ class Record:
 Reader = Callable[..., Iterator[Record]]
 
 
+LINE_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
 def open_text(path: Path) -> list[str]:
     """Read the whole file as UTF-8, naming the line of the first undecodable byte."""
     raw = path.read_bytes()
@@ -56,7 +72,9 @@ def open_text(path: Path) -> list[str]:
             line,
             hint="re-save the file as UTF-8, e.g. `iconv -f cp949 -t utf-8 in.tsv > out.tsv` for Korean Windows files",
         ) from None
-    return text.splitlines(keepends=True)  # keep newlines inside quoted CSV cells
+    # lines end at \n, \r\n or \r only (not at U+2028, \x85, \x0c, … as `str.splitlines` has it: those are
+    # text inside a field); ends are kept, so a quoted CSV cell may hold a newline
+    return LINE_END.findall(text)
 
 
 def read_delimited(
@@ -114,10 +132,19 @@ def read_jsonl(path: str | Path, **_: Any) -> Iterator[Record]:
     for line_no, line in enumerate(open_text(path), start=1):
         if not line.strip():
             continue
+        text = line.rstrip("\r\n")
         try:
-            obj = json.loads(line)
+            obj = json.loads(text)
         except json.JSONDecodeError as err:
-            raise DataError(f"is not valid JSON: {err.msg} (character {err.colno})", path, line_no) from None
+            cut = (
+                " (the line ends too early: cut off, or a line break inside a string?)" if err.pos >= len(text) else ""
+            )
+            raise DataError(
+                f"is not valid JSON: {err.msg} at character {err.pos + 1}{cut}",
+                path,
+                line_no,
+                hint="JSON Lines hold one complete JSON object per line; a newline inside a text must be written \\n",
+            ) from None
         if not isinstance(obj, dict):
             raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path, line_no)
         yield Record(str(path), line_no, obj)

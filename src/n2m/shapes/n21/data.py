@@ -151,7 +151,19 @@ class TextDataModule(ShapeDataModule):
 
     # ---- internals -----------------------------------------------------------------------------------
     def _load(self, path: str, with_labels: bool = True) -> list[SequenceExample]:
-        return load_sequence_examples(path, self.columns, self.hparams.objective, self.read, with_labels)
+        examples = load_sequence_examples(path, self.columns, self.hparams.objective, self.read, with_labels)
+        if with_labels and self.given_score_range:  # scores are learned on [0, 1] of this range: none may leave it
+            low, high = self.given_score_range
+            for ex in examples:
+                if not low <= ex.label <= high:  # type: ignore[operator]
+                    raise DataError(
+                        f"score {ex.label} is outside score_range [{float(low)}, {float(high)}]",
+                        path,
+                        ex.line,
+                        self.columns.label,
+                        hint="fix the row, or widen `data.score_range`",
+                    )
+        return examples
 
     def _load_checked(self, path: str) -> list[SequenceExample]:
         examples = self._load(path)
