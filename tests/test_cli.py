@@ -108,6 +108,34 @@ def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path):
     from_ckpt = torch.tensor([float(r["score"]) for r in rows])
     assert (scores - from_ckpt).abs().max() <= 1e-4
 
+    # the export over a file, no recipe: the same scores, the file's ids kept
+    out_model = tmp_path / "pred-model.csv"
+    main(["predict", "--model", str(tmp_path / "export"), "--input", str(korsts_slice["test"]), "--output",
+          str(out_model), "--column", "text=sentence1", "--column", "text_pair=sentence2", "--id", "id"])  # fmt: skip
+    with out_model.open(encoding="utf-8") as f:
+        model_rows = list(csv.DictReader(f))
+    assert [r["id"] for r in model_rows] == [g["id"] for g in gold]
+    assert torch.allclose(torch.tensor([float(r["score"]) for r in model_rows]), from_ckpt, atol=1e-4)
+
+
+def test_predict_refuses_exports_where_checkpoints_go_and_broken_folders(tmp_path, korsts_slice, capsys):
+    """An export given as `--ckpt_path`, and a folder whose model cannot load: one line each, exit 2."""
+    fixture = Path(__file__).parent / "fixtures/exports_v0/n21-bi-regression"
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--config", "recipes/korsts.yaml", "--ckpt_path", str(fixture), "--output", "x.csv"])
+    assert exit_.value.code == 2 and "is an exported model, not a training checkpoint" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("n2m.json", "config.json", "tokenizer.json", "tokenizer_config.json"):
+        (broken / name).write_bytes((fixture / name).read_bytes())
+    (broken / "model.safetensors").write_bytes((fixture / "model.safetensors").read_bytes()[:100])  # cut off
+    args = ["predict", "--model", str(broken), "--input", str(korsts_slice["test"]), "--output", "x.csv",
+            "--column", "text=sentence1", "--column", "text_pair=sentence2"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "cannot be loaded as an n2m model" in err and "Traceback" not in err
+
 
 def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
     """A run that dies in epoch 2 resumes from `last` and ends where an uninterrupted run would."""

@@ -4,6 +4,7 @@ n2m fit --config recipes/korsts.yaml
 n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interrupted run
 n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
 n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
+n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sentence1 --column text_pair=sentence2
 n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8]
 n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import os
 import sys
@@ -141,6 +143,48 @@ def _export(argv: list[str]) -> None:
             print(f"wrote {path}")
 
 
+def _predict_exported(argv: list[str]) -> None:
+    """`n2m predict --model FOLDER --input FILE --output FILE`: an exported model over a file, no recipe. The
+    input's columns are the model's inputs (`text`, `text_pair`), or say which with `--column text=sentence1`."""
+    from n2m.core.predictor import Predictor
+    from n2m.core.rows import prediction_rows, write_rows
+    from n2m.readers import read_records
+
+    parser = argparse.ArgumentParser(prog="n2m predict --model", description=_predict_exported.__doc__)
+    parser.add_argument("--model", required=True, help="a folder written by `n2m export`")
+    parser.add_argument("--input", required=True, help="CSV, TSV, JSONL or JSON with a column per model input")
+    parser.add_argument("--output", required=True, help="file to write (.csv or .jsonl)")
+    parser.add_argument("--column", action="append", default=[], metavar="INPUT=COLUMN",
+                        help="the input file's column for one of the model's inputs, e.g. text=sentence1")  # fmt: skip
+    parser.add_argument("--id", default=None, help="a column to copy into the output as `id` (else the row number)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args(argv)
+    renames = dict(item.split("=", 1) for item in args.column if "=" in item)
+    records = list(read_records(args.input))  # the input is checked before the model loads
+    if not records:
+        raise DataError("has no rows", args.input, hint="give a file with a header and at least one row")
+    try:
+        predictor = Predictor.from_pretrained(args.model)
+    except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
+        raise ConfigError(f"{args.model} cannot be loaded as an n2m model: {type(err).__name__}: {err}") from None
+    fields = predictor.card.inputs
+    inputs = [{name: r.get(renames.get(name, name)) for name in fields} for r in records]
+    ids = [str(r.get(args.id)) if args.id else None for r in records]
+    rows = prediction_rows(predictor.predict(inputs, batch_size=args.batch_size), ids)
+    write_rows(args.output, rows)
+    print(f"wrote {len(rows)} predictions to {args.output}")
+
+
+def refuse_exported_checkpoint(argv: list[str]) -> None:
+    """An exported folder given where a training checkpoint belongs: say what to run instead."""
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--ckpt_path" and Path(value, "n2m.json").is_file():
+            raise ConfigError(
+                f"{value} is an exported model, not a training checkpoint: "
+                f"`n2m predict --model {value} --input FILE --output FILE` predicts with it"
+            )
+
+
 def _serve(argv: list[str]) -> None:
     from n2m.serve.command import main as serve
 
@@ -217,6 +261,10 @@ def main(argv: list[str] | None = None) -> None:
         if argv and argv[0] in COMMANDS:
             COMMANDS[argv[0]](argv[1:])
             return
+        if argv[:1] == ["predict"] and any(a == "--model" or a.startswith("--model=") for a in argv):
+            _predict_exported(argv[1:])
+            return
+        refuse_exported_checkpoint(argv)
         shape = get_shape(shape_of(argv))
         N2MCLI(
             shape.part("task"),
