@@ -49,7 +49,7 @@ def _text(record: Record, column: str) -> str:
     if not isinstance(value, str):
         raise DataError(f"expected text, got {type(value).__name__} {value!r}", record.path, record.line, column)
     if not value.strip():
-        raise DataError("empty text", record.path, record.line, column)
+        raise DataError("empty text", record.path, record.line, column, hint="fill the cell, or remove the row")
     return unicodedata.normalize("NFC", value)
 
 
@@ -111,7 +111,7 @@ def load_sequence_examples(
     records = read_records(path, read.format, header=read.header, column_names=read.column_names)
     examples = records_to_examples(records, columns, objective, with_labels, read.label_separator)
     if not examples:
-        raise DataError("has no rows", path)
+        raise DataError("has no rows", path, hint="a header and no rows? check the path and the format")
     return examples
 
 

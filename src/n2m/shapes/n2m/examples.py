@@ -91,7 +91,7 @@ def _text(record: Record, column: str, join: str, what: str) -> tuple[str, ...]:
         raise DataError(f"expected text or a list of texts, got {value!r:.80}", record.path, record.line, column)
     texts = tuple(unicodedata.normalize("NFC", v).strip() for v in items)
     if not any(texts):
-        raise DataError(f"empty {what}", record.path, record.line, column)
+        raise DataError(f"empty {what}", record.path, record.line, column, hint="fill the cell, or remove the row")
     return tuple(t for t in texts if t)
 
 
@@ -116,5 +116,5 @@ def load_seq2seq_examples(
             )
         )
     if not examples:
-        raise DataError("has no rows", file.path)
+        raise DataError("has no rows", file.path, hint="a header and no rows? check the path and the format")
     return examples

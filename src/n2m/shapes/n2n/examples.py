@@ -72,5 +72,5 @@ def load_token_examples(
 ) -> list[TokenExample]:
     records = list(read_records(path, format, **options))
     if not records:
-        raise DataError("has no sentences", path)
+        raise DataError("has no sentences", path, hint="check the path and the `format` the recipe gives")
     return records_to_token_examples(records, with_tags, unit)
