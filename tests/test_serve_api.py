@@ -416,3 +416,18 @@ def test_a_crashing_model_fails_one_request_not_the_server(sts_predictor):
         assert crashed.json() == {"error": "internal error (RuntimeError); the server goes on"}
         assert good.status_code == other.status_code == 200  # batched with the crash, answered anyway
         assert httpx.post(f"{url}/v1/predict", json={"inputs": PAIR}).status_code == 200
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff\u200b ", "\ue000\ue001", "\u0301\u0302", " \u2028 "])
+def test_a_text_with_nothing_visible_is_empty(client, text):
+    """Zero-width spaces, a BOM, private-use characters or lone combining marks are not a text to score."""
+    answer = client.post("/v1/predict", json={"inputs": {"text": text, "text_pair": "두 번째 문장"}})
+    assert answer.status_code == 422 and "inputs.text: empty text" in answer.json()["error"]
+
+
+def test_the_page_answers_head_and_has_an_icon_and_no_cdn_docs(client):
+    assert client.head("/").status_code == 200
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN: blank offline
+    assert "cdn" not in client.get("/").text.lower() and "/openapi.json" in client.get("/").text

@@ -74,3 +74,16 @@ def test_a_score_outside_the_score_range_is_refused(tmp_path, split):
         DataError, match=rf"{name}, line 3, column 'score': score 7\.5 is outside score_range \[0\.0, 5\.0\]"
     ):
         data.read_splits("fit")
+
+
+def test_a_column_missing_from_the_header_is_reported_at_the_header(tmp_path):
+    path = write(tmp_path, "a.tsv", "sentence1\tsentence2\tlabel\n가\t나\t1\n")
+    with pytest.raises(DataError, match=r"a\.tsv, line 1, column 'score': missing label column 'score'") as err:
+        load_sequence_examples(path, STS, "regression")
+    assert "the header has ['label', 'sentence1', 'sentence2']" in str(err.value)
+
+
+def test_a_text_with_nothing_visible_is_empty_in_training_files_too(tmp_path):
+    path = write(tmp_path, "a.tsv", "sentence1\tsentence2\tscore\n가\t나\t1\n\u200b\ufeff\t라\t2\n")
+    with pytest.raises(DataError, match=r"a\.tsv, line 3, column 'sentence1': empty text"):
+        load_sequence_examples(path, STS, "regression")

@@ -10,6 +10,7 @@ import csv
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class Record:
     path: str
     line: int
     fields: dict[str, Any]
+    header_line: int | None = None  # where a table names its columns: a missing column is missing there
 
     def __post_init__(self) -> None:
         for column, value in self.fields.items():
@@ -43,10 +45,11 @@ class Record:
     def get(self, column: str, what: str = "") -> Any:
         """The field's value; a missing column is an error that names file, line and column."""
         if column not in self.fields:
+            where = "the header has" if self.header_line else "the row has"
             raise DataError(
-                f"missing {what + ' ' if what else ''}column '{column}'; the row has {sorted(self.fields)}",
+                f"missing {what + ' ' if what else ''}column '{column}'; {where} {sorted(self.fields)}",
                 self.path,
-                self.line,
+                self.header_line or self.line,
                 column,
                 hint="fix the `columns` mapping in the recipe",
             )
@@ -54,6 +57,15 @@ class Record:
 
 
 Reader = Callable[..., Iterator[Record]]
+
+
+INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Cn", "Mn", "Mc", "Me"}
+
+
+def visible(text: str) -> bool:
+    """Whether a text shows anything: not only spaces, zero-width or format characters (U+200B, a BOM),
+    private-use characters or combining marks with nothing to combine with."""
+    return any(unicodedata.category(char) not in INVISIBLE for char in text)
 
 
 LINE_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
@@ -115,7 +127,7 @@ def read_delimited(
                 missing,
                 hint=f"check the delimiter ({delimiter!r}) and quoting",
             )
-        yield Record(str(path), line, dict(zip(names, row, strict=False)))
+        yield Record(str(path), line, dict(zip(names, row, strict=False)), 1 if header else None)
 
 
 def read_tsv(path: str | Path, **kwargs: Any) -> Iterator[Record]:

@@ -88,6 +88,8 @@ def create_app(
         version=__version__,
         description=f"{view.shape} model ({view.task}); inputs: {', '.join(fields)}. Web page at `/`.",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline
+        redoc_url=None,
     )
     app.state.batcher = batcher
     app.state.metrics = metrics
@@ -143,9 +145,13 @@ def create_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(static_dir() / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(static_dir() / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(packages=[("n2m.serve", STATIC)]), name="static")
 

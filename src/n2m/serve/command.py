@@ -12,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = Limits()
     parser = argparse.ArgumentParser(
         prog="n2m serve",
-        description="Serve an exported model folder: JSON API (/v1/predict, /docs), web page (/), /metrics.",
+        description="Serve an exported model folder: JSON API (/v1/predict, /openapi.json), web page (/), /metrics.",
     )
     parser.add_argument("model_dir", help="a folder written by `n2m export`")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
@@ -64,5 +64,5 @@ def main(argv: list[str]) -> None:
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,
     )
-    print(f"serving {folder} ({backend}) on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    print(f"serving {folder} ({backend}) on http://{args.host}:{args.port}/  (API schema: /openapi.json)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)

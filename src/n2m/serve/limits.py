@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from n2m.readers.tables import visible
+
 ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 
 
@@ -29,8 +31,8 @@ class Limits:
 
 def check_text(text: str) -> str:
     """Refuse empty texts, unpaired surrogates and control characters (tab and newlines are fine)."""
-    if not text.strip():
-        raise ValueError("empty text: send at least one non-space character")
+    if not visible(text):
+        raise ValueError("empty text: send at least one visible character")
     for position, char in enumerate(text):
         code = ord(char)
         if 0xD800 <= code <= 0xDFFF:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from n2m.errors import DataError
 from n2m.readers import Record, read_records
+from n2m.readers.tables import visible
 
 Objective = Literal["regression", "classification", "multilabel"]
 
@@ -48,7 +49,7 @@ def _text(record: Record, column: str) -> str:
     value = record.get(column)
     if not isinstance(value, str):
         raise DataError(f"expected text, got {type(value).__name__} {value!r}", record.path, record.line, column)
-    if not value.strip():
+    if not visible(value):
         raise DataError("empty text", record.path, record.line, column, hint="fill the cell, or remove the row")
     return unicodedata.normalize("NFC", value)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from n2m.errors import DataError
 from n2m.readers import READERS, Record, read_records
+from n2m.readers.tables import visible
 
 
 @dataclass
@@ -90,7 +91,7 @@ def _text(record: Record, column: str, join: str, what: str) -> tuple[str, ...]:
     if not items or not all(isinstance(v, str) for v in items):
         raise DataError(f"expected text or a list of texts, got {value!r:.80}", record.path, record.line, column)
     texts = tuple(unicodedata.normalize("NFC", v).strip() for v in items)
-    if not any(texts):
+    if not any(visible(t) for t in texts):
         raise DataError(f"empty {what}", record.path, record.line, column, hint="fill the cell, or remove the row")
     return tuple(t for t in texts if t)
 
