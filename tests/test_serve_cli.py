@@ -62,6 +62,23 @@ def test_serve_without_an_onnx_file_says_what_to_run(sts_dir, tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize(
+    "damage", ["n2m.json not JSON", "n2m.json without shape", "model.safetensors cut", "model.safetensors empty"]
+)
+def test_a_broken_model_folder_is_one_line_not_a_traceback(sts_dir, tmp_path, damage):
+    folder = tmp_path / "broken"
+    shutil.copytree(sts_dir, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    name, what = damage.split(" ", 1)
+    original = (folder / name).read_bytes()
+    broken = {"not JSON": original[:40], "without shape": b'{"format_version": 2, "task": "regression"}',
+              "cut": original[: len(original) // 2], "empty": b""}[what]  # fmt: skip
+    (folder / name).write_bytes(broken)
+    process = n2m("serve", str(folder), "--port", str(free_port()))
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, output
+    assert "n2m: error:" in output and str(folder) in output and "Traceback" not in output
+
+
 def test_serve_help_lists_the_knobs():
     process = n2m("serve", "--help")
     output, _ = process.communicate(timeout=60)

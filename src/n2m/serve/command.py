@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from n2m.errors import ConfigError
 from n2m.serve.limits import Limits
 
 
@@ -47,7 +48,13 @@ def main(argv: list[str]) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     options = {"onnx_file": args.onnx_file, "threads": args.threads} if args.backend == "onnx" else {}
-    predictor = Predictor.from_pretrained(folder, backend=args.backend, **options)
+    try:
+        predictor = Predictor.from_pretrained(folder, backend=args.backend, **options)
+    except FileNotFoundError:
+        raise  # already says what is missing and how to make it
+    except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConfigError(f"{folder} cannot be served: {type(err).__name__}: {first}") from None
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_inputs=args.max_inputs,
