@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from n2m.errors import ConfigError
@@ -72,4 +74,7 @@ def main(argv: list[str]) -> None:
         max_wait_ms=args.max_wait_ms,
     )
     print(f"serving {folder} ({backend}) on http://{args.host}:{args.port}/  (API schema: /openapi.json)", flush=True)
+    # uvicorn drains on SIGTERM, then raises the signal again under the handler it found: make that one a clean
+    # exit, so a scheduler's stop after a clean drain exits 0, not 143
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
