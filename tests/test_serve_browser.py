@@ -69,8 +69,8 @@ def api_prediction(url: str, inputs: dict[str, str]) -> dict:
     return response.json()["predictions"][0]
 
 
-def open_page(browser, url: str, width: int = 960, height: int = 720):
-    page = browser.new_page(viewport={"width": width, "height": height})
+def open_page(browser, url: str, width: int = 960, height: int = 720, locale: str = "en-US"):
+    page = browser.new_page(viewport={"width": width, "height": height}, locale=locale)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
@@ -96,6 +96,25 @@ def test_sts_page_score_matches_the_api(browser, sts_server, shots):
     assert page.locator(".gauge svg path.value").count() == 1
     page.screenshot(path=str(shots / "serve-sts.png"), full_page=True)
     assert errors == []
+
+
+def test_the_page_speaks_korean_to_a_korean_browser(browser, sts_server):
+    """The browser's language chooses the page's (`?lang=en` overrides it); the similarity scale is explained."""
+    url, _ = sts_server
+    page, errors = open_page(browser, url, locale="ko-KR")
+    assert page.get_attribute("html", "lang") == "ko"
+    assert page.inner_text("label[for=input-text]") == "문장 A" and page.inner_text("#submit") == "예측"
+    assert "두 문장의 의미가 얼마나 비슷한지" in page.inner_text("#model-task")
+    page.click("#submit")
+    assert "“문장 A”을(를) 입력해 주세요" in page.inner_text("#error")
+    page.fill("#input-text", STS_PAIR[0])
+    page.fill("#input-text_pair", STS_PAIR[1])
+    page.click("#submit")
+    page.wait_for_selector("#score")
+    assert page.inner_text("#result h2") == "유사도" and "같은 뜻" in page.inner_text(".meaning")
+    assert errors == []
+    english, _ = open_page(browser, f"{url}/?lang=en", locale="ko-KR")
+    assert english.get_attribute("html", "lang") == "en" and english.inner_text("#submit") == "Predict"
 
 
 def test_page_fits_a_phone_and_shows_errors(browser, sts_server, shots):

@@ -20,43 +20,96 @@ const svg = (tag, attrs) => {
   return node;
 };
 
-const FIELD_LABELS = {
-  similarity: { text: "Sentence A", text_pair: "Sentence B" },
-  default: { text: "Text", text_pair: "Second text", source: "Input" },
+// The page speaks the browser's language (Korean or English); `?lang=en` or `?lang=ko` chooses.
+const STRINGS = {
+  en: {
+    fields: {
+      similarity: { text: "Sentence A", text_pair: "Sentence B" },
+      default: { text: "Text", text_pair: "Second text" },
+    },
+    layouts: {
+      similarity: "Semantic similarity of two sentences",
+      score: "A score for a text",
+      classes: "Which class a text belongs to",
+      labels: "Which labels apply to a text",
+      entities: "Entities in a text",
+      tags: "A tag for every word",
+      generation: "Text generation",
+      json: "Model output",
+    },
+    predict: "Predict",
+    typeSentence: "Type a sentence…",
+    typeText: "Type a text…",
+    unreachable: (err) => `Could not reach the server: ${err}`,
+    fillIn: (name) => `Please fill in “${name}”.`,
+    failed: (err) => `Request failed: ${err}`,
+    similarity: "Similarity",
+    score: "Score",
+    meaning: (low, high) => `${low}: unrelated · ${high}: the same meaning`,
+    noLabel: "No label above the threshold",
+    entities: (n) => (n ? `${n} entit${n === 1 ? "y" : "ies"}` : "No entities"),
+    tags: "Tags",
+    output: "Output",
+  },
+  ko: {
+    fields: {
+      similarity: { text: "문장 A", text_pair: "문장 B" },
+      default: { text: "텍스트", text_pair: "두 번째 텍스트" },
+    },
+    layouts: {
+      similarity: "두 문장의 의미가 얼마나 비슷한지",
+      score: "텍스트의 점수",
+      classes: "텍스트가 속하는 분류",
+      labels: "텍스트에 해당하는 레이블",
+      entities: "텍스트 속 개체명",
+      tags: "단어마다 태그",
+      generation: "텍스트 생성",
+      json: "모델 출력",
+    },
+    predict: "예측",
+    typeSentence: "문장을 입력하세요…",
+    typeText: "텍스트를 입력하세요…",
+    unreachable: (err) => `서버에 연결할 수 없습니다: ${err}`,
+    fillIn: (name) => `“${name}”을(를) 입력해 주세요.`,
+    failed: (err) => `요청이 실패했습니다: ${err}`,
+    similarity: "유사도",
+    score: "점수",
+    meaning: (low, high) => `${low}: 관련 없음 · ${high}: 같은 뜻`,
+    noLabel: "기준을 넘는 레이블이 없습니다",
+    entities: (n) => (n ? `개체명 ${n}개` : "개체명 없음"),
+    tags: "태그",
+    output: "출력",
+  },
 };
-const LAYOUT_TITLES = {
-  similarity: "Semantic similarity of two sentences",
-  score: "A score for a text",
-  classes: "Which class a text belongs to",
-  labels: "Which labels apply to a text",
-  entities: "Entities in a text",
-  tags: "A tag for every word",
-  generation: "Text generation",
-  json: "Model output",
-};
+const asked = new URLSearchParams(location.search).get("lang") || navigator.language || "en";
+const LANG = asked.toLowerCase().startsWith("ko") ? "ko" : "en";
+const T = STRINGS[LANG];
+const fieldLabels = () => T.fields[model.layout] || T.fields.default;
 
 let model = null;
 
 async function init() {
+  document.documentElement.lang = LANG;
+  $("submit").textContent = T.predict;
   try {
     const response = await fetch("/v1/model");
     model = await response.json();
   } catch (err) {
-    showError(`Could not reach the server: ${err}`);
+    showError(T.unreachable(err));
     return;
   }
   document.title = `${model.name} · n2m`;
   $("model-name").textContent = model.name;
-  const parts = [LAYOUT_TITLES[model.layout] || model.task, `${model.shape} · ${model.task}`];
+  const parts = [T.layouts[model.layout] || model.task, `${model.shape} · ${model.task}`];
   if (model.backbone) parts.push(model.backbone.split("/").filter(Boolean).pop()); // a folder: its name
   parts.push(model.backend);
   $("model-task").textContent = parts.join(" · ");
-  const labels = FIELD_LABELS[model.layout] || FIELD_LABELS.default;
+  const labels = fieldLabels();
   const fields = $("fields");
   for (const name of model.inputs) {
     const id = `input-${name}`;
     const area = el("textarea", { id, name, rows: "3", maxlength: String(model.limits.max_chars || 2000) });
-    area.placeholder = model.layout === "similarity" ? "Type a sentence…" : "Type a text…";
+    area.placeholder = model.layout === "similarity" ? T.typeSentence : T.typeText;
     const count = el("div", { class: "count muted", text: "" });
     area.addEventListener("input", () => {
       count.textContent = area.value.length > 200 ? `${area.value.length} / ${model.limits.max_chars}` : "";
@@ -92,7 +145,7 @@ async function submit() {
   const inputs = readInputs();
   const empty = model.inputs.find((name) => !inputs[name].trim());
   if (empty) {
-    showError(`Please fill in “${(FIELD_LABELS[model.layout] || FIELD_LABELS.default)[empty] || empty}”.`);
+    showError(T.fillIn(fieldLabels()[empty] || empty));
     $(`input-${empty}`).focus();
     return;
   }
@@ -115,7 +168,7 @@ async function submit() {
     }
     $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
   } catch (err) {
-    showError(`Request failed: ${err}`);
+    showError(T.failed(err));
   } finally {
     button.disabled = false;
   }
@@ -141,7 +194,7 @@ function render(prediction, inputs) {
     case "generation":
       return renderGenerated(prediction.text ?? JSON.stringify(prediction));
     default:
-      return card("Output", el("pre", { text: JSON.stringify(prediction, null, 2) }));
+      return card(T.output, el("pre", { text: JSON.stringify(prediction, null, 2) }));
   }
 }
 
@@ -165,8 +218,9 @@ function renderGauge(score) {
   );
   const reading = el("output", { id: "score", class: "reading", "data-value": String(score), text: score.toFixed(2) });
   const scale = el("div", { class: "scale muted" }, [el("span", { text: String(low) }), el("span", { text: String(high) })]);
-  const title = model.layout === "similarity" ? "Similarity" : "Score";
-  card(title, el("div", { class: "gauge" }, [picture, reading, scale]));
+  const similarity = model.layout === "similarity";
+  const meaning = similarity ? [el("p", { class: "meaning muted", text: T.meaning(low, high) })] : [];
+  card(similarity ? T.similarity : T.score, el("div", { class: "gauge" }, [picture, reading, scale]), ...meaning);
 }
 
 function renderBars(prediction) {
@@ -185,7 +239,7 @@ function renderBars(prediction) {
       ]);
     }),
   );
-  const title = chosen.size ? [...chosen].join(", ") : "No label above the threshold";
+  const title = chosen.size ? [...chosen].join(", ") : T.noLabel;
   card(title, list);
   $("result").querySelector("h2").id = "top-label";
 }
@@ -216,7 +270,7 @@ function renderEntities(prediction, text) {
     at = entity.end;
   }
   paragraph.append(slice(at));
-  card(entities.length ? `${entities.length} entit${entities.length === 1 ? "y" : "ies"}` : "No entities", paragraph);
+  card(T.entities(entities.length), paragraph);
 }
 
 function renderTags(prediction) {
@@ -225,12 +279,12 @@ function renderTags(prediction) {
     { class: "words" },
     (prediction.words || []).map((w) => el("span", {}, [w.text, el("small", { text: w.tag })])),
   );
-  card("Tags", words);
+  card(T.tags, words);
 }
 
 function renderGenerated(text, streaming = false) {
   const out = el("div", { id: "generated", class: streaming ? "generated streaming" : "generated", text });
-  card("Output", out);
+  card(T.output, out);
   return out;
 }
 
