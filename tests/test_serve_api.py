@@ -57,7 +57,8 @@ def test_model_endpoint_describes_the_model(client, sts_predictor):
     assert view["inputs"] == ["text", "text_pair"]
     assert view["score_range"] == sts_predictor.card.settings["score_range"] and 0 <= view["score_range"][0] < 5
     assert view["backend"] == "torch" and view["n2m_version"] and view["backbone"]
-    assert view["limits"] == {"max_body_bytes": 20_000, "max_inputs": 4, "max_chars": 50}
+    limits = {"max_body_bytes": 20_000, "max_inputs": 4, "max_chars": 50}
+    assert view["limits"] == {**limits, "max_tokens": sts_predictor.card.encoding.max_length}
     assert client.get("/healthz").json() == {"status": "ok", "queue_depth": 0}
 
 

@@ -59,6 +59,8 @@ def model_view(info: dict[str, Any], name: str, backend: str, streaming: bool, l
             "max_body_bytes": limits.max_body_bytes,
             "max_inputs": limits.max_inputs,
             "max_chars": limits.max_chars,
+            # the model reads this many tokens of a text (its start and end tokens included); the rest is cut
+            **({"max_tokens": encoding["max_length"]} if isinstance(encoding := info.get("encoding"), dict) else {}),
         },
         n2m_json=info,
     )
