@@ -432,3 +432,26 @@ def test_the_page_answers_head_and_has_an_icon_and_no_cdn_docs(client):
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN: blank offline
     assert "cdn" not in client.get("/").text.lower() and "/openapi.json" in client.get("/").text
+
+
+def test_a_client_gone_mid_body_is_counted_as_gone_not_as_a_server_error(sts_predictor):
+    """A request whose client closes the connection before its body has arrived gets no answer; /metrics counts
+    it under status 499 (nginx's "client closed request"), not 500, and adds no latency."""
+    import socket
+
+    with LiveServer(create_app(sts_predictor, name="tiny-sts", limits=SMALL)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port)) as conn:
+                conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 500\r\n\r\n" + b'{"inputs": {"text": "')  # fmt: skip
+        gone = 'n2m_http_requests_total{method="POST",path="/v1/predict",status="499"} 3.0'
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            metrics = httpx.get(f"{url}/metrics").text
+            if gone in metrics:
+                break
+            time.sleep(0.1)
+        assert gone in metrics, metrics
+        assert 'status="500"' not in metrics
+        assert 'n2m_http_request_duration_seconds_count{path="/v1/predict"}' not in metrics

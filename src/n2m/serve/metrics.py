@@ -60,7 +60,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0  # stays 0 when no answer starts: the client went away first
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -70,8 +70,13 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, send_and_record)
+        except BaseException:
+            status = status or 500  # the error handler outside this middleware answers it
+            raise
         finally:
             path = scope["path"]
             path = "/static" if path.startswith("/static/") else path if path in self.paths else "other"
-            self.metrics.requests.labels(path=path, method=scope["method"], status=str(status)).inc()
-            self.metrics.latency.labels(path=path).observe(time.perf_counter() - started)
+            # nginx's 499, "client closed request": no answer was sent, so there is no latency to record
+            self.metrics.requests.labels(path=path, method=scope["method"], status=str(status or 499)).inc()
+            if status:
+                self.metrics.latency.labels(path=path).observe(time.perf_counter() - started)
