@@ -455,3 +455,30 @@ def test_a_client_gone_mid_body_is_counted_as_gone_not_as_a_server_error(sts_pre
         assert gone in metrics, metrics
         assert 'status="500"' not in metrics
         assert 'n2m_http_request_duration_seconds_count{path="/v1/predict"}' not in metrics
+
+
+def test_queued_work_of_clients_that_have_gone_is_dropped(sts_predictor):
+    """While the model is busy, five clients queue a request each and give up (their connection closes): none of
+    their inputs reaches the model, and the server still answers the next client."""
+    gated = GatedPredictor(sts_predictor)
+    app = create_app(gated, limits=Limits(max_queue=16, max_inputs=4), max_batch_size=1, max_wait_ms=0)
+
+    async def scenario(url: str) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            running = asyncio.create_task(http.post("/v1/predict", json={"inputs": PAIR}))
+            await asyncio.sleep(0.3)  # the worker took it and waits at the gate
+            async with httpx.AsyncClient(base_url=url, timeout=0.5) as impatient:
+                gone = await asyncio.gather(
+                    *(impatient.post("/v1/predict", json={"inputs": PAIR}) for _ in range(5)), return_exceptions=True
+                )
+            assert all(isinstance(g, httpx.TimeoutException) for g in gone)
+            await asyncio.sleep(0.5)  # the server notices the closed connections
+            gated.gate.set()
+            assert (await running).status_code == 200
+            assert (await http.post("/v1/predict", json={"inputs": PAIR})).status_code == 200
+            assert gated.batches == [1, 1]  # the first request and the last: nothing for the five that left
+            metrics = (await http.get("/metrics")).text
+            assert 'n2m_rejected_requests_total{reason="client_gone"} 5.0' in metrics
+
+    with LiveServer(app) as url:
+        asyncio.run(scenario(url))

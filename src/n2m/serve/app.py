@@ -105,10 +105,18 @@ def create_app(
         return getattr(item, fields[0]) if len(fields) == 1 else item.model_dump()
 
     @app.post("/v1/predict", response_model=models.response, responses=errors, tags=["model"])
-    async def predict(body: models.request) -> Response:  # type: ignore[valid-type]
+    async def predict(body: models.request, request: Request) -> Response:  # type: ignore[valid-type]
         items = body.inputs if isinstance(body.inputs, list) else [body.inputs]
+        submission = asyncio.ensure_future(batcher.submit([as_predictor_input(item) for item in items]))
+        gone = asyncio.ensure_future(client_gone(request))
+        await asyncio.wait({submission, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not submission.done():  # the client left while its inputs waited: the batcher skips them
+            submission.cancel()
+            metrics.rejected.labels(reason="client_gone").inc()
+            return Response(status_code=499)
         try:
-            results = await batcher.submit([as_predictor_input(item) for item in items])
+            results = submission.result()
         except QueueFull as full:
             metrics.rejected.labels(reason="queue_full").inc()
             return busy(str(full), full.retry_after)
@@ -177,6 +185,12 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes, on_reject=rejected_by(metrics))
     app.add_middleware(RequestMetrics, metrics=metrics, paths=routes)  # outermost: sees every response
     return app
+
+
+async def client_gone(request: Request) -> None:
+    """Returns when the client has closed the connection (its body is read already: the next message is that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def busy(message: str, retry_after: int) -> JSONResponse:
