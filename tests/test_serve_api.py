@@ -482,3 +482,22 @@ def test_queued_work_of_clients_that_have_gone_is_dropped(sts_predictor):
 
     with LiveServer(app) as url:
         asyncio.run(scenario(url))
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_freed(sts_predictor):
+    """A client that sends headers and then a trickle (or nothing) does not hold a connection for ever."""
+    import socket
+
+    limits = Limits(max_body_bytes=20_000, max_inputs=4, max_chars=50, max_queue=64, body_timeout_s=0.5)
+    with LiveServer(create_app(sts_predictor, name="tiny-sts", limits=limits)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 500\r\n\r\n" + b'{"inputs": ')  # fmt: skip
+            started = time.monotonic()
+            answer = conn.recv(4096).decode("utf-8", "replace")
+            waited = time.monotonic() - started
+        assert answer.startswith("HTTP/1.1 408") and "not received within 0.5 s" in answer
+        assert 0.4 <= waited < 5
+        assert httpx.post(f"{url}/v1/predict", json={"inputs": PAIR}).status_code == 200
+        assert 'n2m_rejected_requests_total{reason="body_timeout"} 1.0' in httpx.get(f"{url}/metrics").text

@@ -83,5 +83,6 @@ def test_serve_help_lists_the_knobs():
     process = n2m("serve", "--help")
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0
-    for option in ("--backend {torch,onnx}", "--max-batch-size", "--max-wait-ms", "--max-queue", "--max-chars"):
+    for option in ("--backend {torch,onnx}", "--max-batch-size", "--max-wait-ms", "--max-queue", "--max-chars",
+                   "--body-timeout", "--max-connections", "--keep-alive"):  # fmt: skip
         assert option in output

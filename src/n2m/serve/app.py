@@ -182,7 +182,9 @@ def create_app(
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server goes on"}, status_code=500)
 
     routes = {route.path for route in app.routes if hasattr(route, "path")}
-    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes, on_reject=rejected_by(metrics))
+    app.add_middleware(
+        BodySizeLimit, max_bytes=limits.max_body_bytes, on_reject=rejected_by(metrics), timeout_s=limits.body_timeout_s
+    )
     app.add_middleware(RequestMetrics, metrics=metrics, paths=routes)  # outermost: sees every response
     return app
 

@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-inputs", type=int, default=defaults.max_inputs, help="inputs per request")
     parser.add_argument("--max-chars", type=int, default=defaults.max_chars, help="characters per text")
     parser.add_argument("--max-streams", type=int, default=defaults.max_streams, help="generations at once")
+    parser.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s,
+                        help="seconds a request body may take to arrive (then 408)")  # fmt: skip
+    parser.add_argument("--max-connections", type=int, default=512,
+                        help="open connections and requests at once; past it uvicorn answers 503")  # fmt: skip
+    parser.add_argument("--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: all cores)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", help="log every request (costs time under load)")
@@ -63,6 +68,7 @@ def main(argv: list[str]) -> None:
         max_chars=args.max_chars,
         max_queue=args.max_queue,
         max_streams=args.max_streams,
+        body_timeout_s=args.body_timeout,
     )
     backend = args.backend if args.backend == "torch" else f"onnx ({args.onnx_file})"
     app = create_app(
@@ -77,4 +83,12 @@ def main(argv: list[str]) -> None:
     # uvicorn drains on SIGTERM, then raises the signal again under the handler it found: make that one a clean
     # exit, so a scheduler's stop after a clean drain exits 0, not 143
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        limit_concurrency=args.max_connections,
+        timeout_keep_alive=args.keep_alive,
+    )

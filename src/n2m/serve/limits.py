@@ -7,6 +7,7 @@ the position, so one bad request never fails the batch it would have shared with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Limits:
     max_chars: int = 2_000  # characters in one text
     max_queue: int = 256  # inputs waiting for the model; past it a request gets 503 + Retry-After
     max_streams: int = 4  # generations streaming at once (each holds a worker thread)
+    body_timeout_s: float = 10.0  # a request body must arrive within this; past it: 408, connection closed
 
 
 def check_text(text: str) -> str:
@@ -47,16 +49,18 @@ def error_body(message: str, **extra: object) -> bytes:
 
 
 class BodySizeLimit:
-    """ASGI middleware: a request body over `max_bytes` gets 413 before anything parses it.
+    """ASGI middleware: a request body over `max_bytes` gets 413 before anything parses it, and one that has not
+    arrived within `timeout_s` gets 408 (the connection is closed, not held).
 
     A declared Content-Length over the limit is refused at once; a chunked body is counted as it
     arrives, and the app sees the body replayed only once it is known to fit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, on_reject=None) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, on_reject=None, timeout_s: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.on_reject = on_reject
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -68,8 +72,13 @@ class BodySizeLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:  # a trickle or nothing: the connection is not held for ever
+                await self._refuse(send, 408, "body_timeout", f"request body not received within {self.timeout_s:g} s")
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -93,14 +102,15 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send, size: int) -> None:
+        message = f"request body of {size}+ bytes is over the limit of {self.max_bytes} bytes"
+        await self._refuse(send, 413, "body_too_large", message)
+
+    async def _refuse(self, send: Send, status: int, reason: str, message: str) -> None:
         if self.on_reject:
-            self.on_reject("body_too_large")
-        payload = error_body(f"request body of {size}+ bytes is over the limit of {self.max_bytes} bytes")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-            }
-        )
+            self.on_reject(reason)
+        payload = error_body(message)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        if status == 408:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
