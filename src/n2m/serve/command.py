@@ -83,12 +83,5 @@ def main(argv: list[str]) -> None:
     # uvicorn drains on SIGTERM, then raises the signal again under the handler it found: make that one a clean
     # exit, so a scheduler's stop after a clean drain exits 0, not 143
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        limit_concurrency=args.max_connections,
-        timeout_keep_alive=args.keep_alive,
-    )
+    server = {"log_level": args.log_level, "access_log": args.access_log, "limit_concurrency": args.max_connections}
+    uvicorn.run(app, host=args.host, port=args.port, timeout_keep_alive=args.keep_alive, **server)
