@@ -320,7 +320,7 @@ def test_streaming_sends_pieces_as_server_sent_events():
         bad = httpx.post(f"{url}/v1/stream", json={"inputs": {"text": ""}})
         assert bad.status_code == 422 and "inputs.text: empty text" in bad.json()["error"]
         plain = httpx.post(f"{url}/v1/predict", json={"inputs": {"text": "a b"}}).json()
-        assert plain == {"predictions": [{"text": "A B"}]}
+        assert plain == {"predictions": [{"text": "A B"}], "truncated": []}
 
 
 def test_streams_are_bounded():
@@ -501,3 +501,16 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_free
         assert 0.4 <= waited < 5
         assert httpx.post(f"{url}/v1/predict", json={"inputs": PAIR}).status_code == 200
         assert 'n2m_rejected_requests_total{reason="body_timeout"} 1.0' in httpx.get(f"{url}/metrics").text
+
+
+def test_an_input_longer_than_the_model_reads_is_marked_as_cut(sts_predictor):
+    """The model reads `max_tokens` tokens of a text; a longer one is cut, and the answer says which inputs were."""
+    with TestClient(create_app(sts_predictor, name="tiny-sts")) as client:
+        max_tokens = client.get("/v1/model").json()["limits"]["max_tokens"]
+        long = " ".join(["가나다라마바사"] * max_tokens)  # far more tokens than the window
+        answer = client.post("/v1/predict", json={"inputs": [PAIR, {"text": long, "text_pair": "짧다"}, PAIR]})
+        assert answer.status_code == 200 and answer.json()["truncated"] == [1]
+        assert client.post("/v1/predict", json={"inputs": PAIR}).json()["truncated"] == []
+        assert (
+            "truncated" in client.get("/openapi.json").json()["components"]["schemas"]["PredictResponse"]["properties"]
+        )

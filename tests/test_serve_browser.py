@@ -112,6 +112,11 @@ def test_the_page_speaks_korean_to_a_korean_browser(browser, sts_server):
     page.click("#submit")
     page.wait_for_selector("#score")
     assert page.inner_text("#result h2") == "유사도" and "같은 뜻" in page.inner_text(".meaning")
+    assert page.locator("#truncated").count() == 0
+    page.fill("#input-text", "가나다라마바사 " * 400)  # longer than any model here reads
+    page.click("#submit")
+    page.wait_for_selector("#truncated")
+    assert "앞부분만 반영" in page.inner_text("#truncated")
     assert errors == []
     english, _ = open_page(browser, f"{url}/?lang=en", locale="ko-KR")
     assert english.get_attribute("html", "lang") == "en" and english.inner_text("#submit") == "Predict"

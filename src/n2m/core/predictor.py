@@ -74,6 +74,13 @@ class Predictor:
             texts.append(text)
         return texts
 
+    def token_counts(self, inputs: Sequence[Any]) -> list[int]:
+        """How many tokens each input is before it is cut to the card's `max_length` (start, end and prefix
+        included): more than `max_length` means the model reads only the start of it."""
+        prefix = self.card.encoding.text_prefix
+        encoded = self.tokenizer([prefix + text for text in self.texts(inputs)])["input_ids"]
+        return [len(ids) for ids in encoded]
+
     def length(self, feature: Any) -> int:
         """How long a feature is, to batch similar lengths together."""
         raise NotImplementedError

@@ -63,6 +63,7 @@ def create_app(
     streaming = callable(getattr(predictor, "stream", None))
     view = model_view(info, name or str(info.get("name", "model")), backend, streaming, limits)
     models = api_models(fields, output_type(predictor), limits)
+    max_tokens = view.limits.get("max_tokens", 0)  # how much of a text the model reads
     metrics = ServerMetrics(view.name, view.shape, backend)
     batcher = MicroBatcher(
         lambda inputs: predictor.predict(inputs, batch_size=max_batch_size),
@@ -107,7 +108,8 @@ def create_app(
     @app.post("/v1/predict", response_model=models.response, responses=errors, tags=["model"])
     async def predict(body: models.request, request: Request) -> Response:  # type: ignore[valid-type]
         items = body.inputs if isinstance(body.inputs, list) else [body.inputs]
-        submission = asyncio.ensure_future(batcher.submit([as_predictor_input(item) for item in items]))
+        inputs = [as_predictor_input(item) for item in items]
+        submission = asyncio.ensure_future(batcher.submit(inputs))
         gone = asyncio.ensure_future(client_gone(request))
         await asyncio.wait({submission, gone}, return_when=asyncio.FIRST_COMPLETED)
         gone.cancel()
@@ -123,7 +125,9 @@ def create_app(
         except ValueError as err:  # the predictor refused an input the schema let through
             metrics.rejected.labels(reason="invalid").inc()
             return JSONResponse({"error": str(err)}, status_code=422)
-        return JSONResponse({"predictions": [to_json(r) for r in results]})
+        counts = predictor.token_counts(inputs) if max_tokens and hasattr(predictor, "token_counts") else []
+        cut = [i for i, count in enumerate(counts) if count > max_tokens]
+        return JSONResponse({"predictions": [to_json(r) for r in results], "truncated": cut})
 
     if streaming:
 

@@ -108,6 +108,13 @@ def api_models(fields: list[str], result: Any, limits: Limits) -> ApiModels:
             Field(description=f"one input, or a list of 1 to {limits.max_inputs}; results come back in order"),
         ),
     )
-    response = create_model("PredictResponse", predictions=(list[result], ...))  # type: ignore[call-overload]
+    response = create_model(  # type: ignore[call-overload]
+        "PredictResponse",
+        predictions=(list[result], ...),
+        truncated=(
+            list[int],
+            Field(default_factory=list, description="positions of the inputs longer than the model reads (cut)"),
+        ),
+    )
     stream_request = create_model("StreamRequest", __config__=forbid, inputs=(input_model, ...))  # type: ignore[call-overload]
     return ApiModels(input_model, request, response, stream_request)

@@ -50,6 +50,7 @@ const STRINGS = {
     entities: (n) => (n ? `${n} entit${n === 1 ? "y" : "ies"}` : "No entities"),
     tags: "Tags",
     output: "Output",
+    truncated: (n) => `This text is longer than the model reads (${n} tokens): only its start counted.`,
   },
   ko: {
     fields: {
@@ -79,6 +80,7 @@ const STRINGS = {
     entities: (n) => (n ? `개체명 ${n}개` : "개체명 없음"),
     tags: "태그",
     output: "출력",
+    truncated: (n) => `텍스트가 모델이 읽는 길이(${n} 토큰)보다 길어 앞부분만 반영되었습니다.`,
   },
 };
 const asked = new URLSearchParams(location.search).get("lang") || navigator.language || "en";
@@ -165,6 +167,10 @@ async function submit() {
         return;
       }
       render(body.predictions[0], inputs);
+      if ((body.truncated || []).length) {
+        const notice = el("p", { id: "truncated", class: "warning", text: T.truncated(model.limits.max_tokens) });
+        $("result").querySelector(".card").append(notice);
+      }
     }
     $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
   } catch (err) {

@@ -65,6 +65,19 @@ class SequencePredictor(BasePredictor):
         pair_encoding = self.card.settings.get("pair_encoding", "cross")
         return encode_texts(self.tokenizer, texts, pairs, self.card.encoding, pair_encoding)
 
+    def token_counts(self, inputs: Sequence[Input]) -> list[int]:
+        """Uncut token counts; for a bi-encoder pair, the longer of its two texts (each is cut alone)."""
+        texts, pairs = self.split_inputs(inputs)
+        prefix = self.card.encoding.text_prefix
+        firsts = [prefix + t for t in texts]
+        if pairs is None:
+            return [len(ids) for ids in self.tokenizer(firsts)["input_ids"]]
+        seconds = [prefix + t for t in pairs]
+        if self.card.settings.get("pair_encoding", "cross") == "cross":
+            return [len(ids) for ids in self.tokenizer(firsts, seconds)["input_ids"]]
+        a, b = self.tokenizer(firsts)["input_ids"], self.tokenizer(seconds)["input_ids"]
+        return [max(len(x), len(y)) for x, y in zip(a, b, strict=True)]
+
     def length(self, feature: Features) -> int:
         return feature_length(feature)
 
