@@ -288,3 +288,15 @@ def test_weight_averaging_of_buffers_is_refused(tiny_backbone, korsts_slice, tmp
         main(["fit", *sts_args(tiny_backbone, korsts_slice, tmp_path / "run", "--trainer.callbacks+", ema)])
     assert exit_.value.code == 2
     assert "EMAWeightAveraging: set `use_buffers: false`" in capsys.readouterr().err
+
+
+def test_predict_reads_its_input_before_the_backbone_loads(tmp_path, capsys):
+    """A bad input file is named at once, before n2m looks for the (here missing) backbone."""
+    bad = tmp_path / "in.tsv"
+    bad.write_bytes("sentence1\tsentence2\n가\t나\n".encode() + b"\xff\xfe\n")
+    for path, message in ((bad, "is not valid UTF-8"), (tmp_path / "missing.tsv", "does not exist")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["predict", "--config", "recipes/korsts.yaml", "--data.backbone", str(tmp_path / "no-backbone"),
+                  "--data.predict", str(path), "--output", str(tmp_path / "out.csv")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and path.name in err and message in err and "no-backbone" not in err
