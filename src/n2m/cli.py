@@ -175,16 +175,6 @@ def _predict_exported(argv: list[str]) -> None:
     print(f"wrote {len(rows)} predictions to {args.output}")
 
 
-def check_predict_file(argv: list[str]) -> None:
-    """`n2m predict`: read the input file first, so a bad one is reported before the backbone loads (which can
-    take minutes the first time)."""
-    from n2m.readers import read_records
-
-    for flag, value in itertools.pairwise(argv):
-        if flag == "--data.predict" and not value.lstrip().startswith(("[", "{")):  # a plain path, not a list
-            list(read_records(value))
-
-
 def refuse_exported_checkpoint(argv: list[str]) -> None:
     """An exported folder given where a training checkpoint belongs: say what to run instead."""
     for flag, value in itertools.pairwise(argv):
@@ -275,8 +265,6 @@ def main(argv: list[str] | None = None) -> None:
             _predict_exported(argv[1:])
             return
         refuse_exported_checkpoint(argv)
-        if argv[:1] == ["predict"]:
-            check_predict_file(argv)
         shape = get_shape(shape_of(argv))
         N2MCLI(
             shape.part("task"),

@@ -122,8 +122,15 @@ class ShapeDataModule(L.LightningDataModule):
 
     @cached_property
     def backbone_dir(self) -> str:
-        """The backbone folder: as named, or cut to the pieces of the training and validation texts (and the
-        `vocab_corpus` files) when `trim_vocab` is set; every one of those texts tokenizes as before."""
+        """The backbone folder, found once. A `predict` file is read first: loading (or converting) a backbone
+        can take minutes, and a bad input file should be named before that."""
+        if self.has_split("predict"):
+            self.read_splits("predict")
+        return self.find_backbone()
+
+    def find_backbone(self) -> str:
+        """As named, or cut to the pieces of the training and validation texts (and the `vocab_corpus` files)
+        when `trim_vocab` is set; every one of those texts tokenizes as before."""
         h = self.hparams
         if not h.trim_vocab:
             return str(resolve_backbone(h.backbone))

@@ -64,6 +64,15 @@ def create_app(
     view = model_view(info, name or str(info.get("name", "model")), backend, streaming, limits)
     models = api_models(fields, output_type(predictor), limits)
     max_tokens = view.limits.get("max_tokens", 0)  # how much of a text the model reads
+    counts = bool(max_tokens) and callable(getattr(predictor, "token_counts", None))
+
+    async def truncated(inputs: list[Any]) -> list[int]:
+        """Positions of the inputs longer than the model reads (tokenized off the event loop)."""
+        if not counts:
+            return []
+        lengths = await asyncio.get_running_loop().run_in_executor(None, predictor.token_counts, inputs)
+        return [i for i, n in enumerate(lengths) if n > max_tokens]
+
     metrics = ServerMetrics(view.name, view.shape, backend)
     batcher = MicroBatcher(
         lambda inputs: predictor.predict(inputs, batch_size=max_batch_size),
@@ -125,8 +134,7 @@ def create_app(
         except ValueError as err:  # the predictor refused an input the schema let through
             metrics.rejected.labels(reason="invalid").inc()
             return JSONResponse({"error": str(err)}, status_code=422)
-        counts = predictor.token_counts(inputs) if max_tokens and hasattr(predictor, "token_counts") else []
-        cut = [i for i, count in enumerate(counts) if count > max_tokens]
+        cut = await truncated(inputs)
         return JSONResponse({"predictions": [to_json(r) for r in results], "truncated": cut})
 
     if streaming:

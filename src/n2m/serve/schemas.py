@@ -43,6 +43,7 @@ class ModelView:
 def model_view(info: dict[str, Any], name: str, backend: str, streaming: bool, limits: Limits) -> ModelView:
     shape, task, inputs = str(info.get("shape", "")), str(info.get("task", "")), input_fields(info)
     labels = info.get("labels")
+    encoding = info.get("encoding") or {}
     return ModelView(
         name=name,
         shape=shape,
@@ -60,7 +61,7 @@ def model_view(info: dict[str, Any], name: str, backend: str, streaming: bool, l
             "max_inputs": limits.max_inputs,
             "max_chars": limits.max_chars,
             # the model reads this many tokens of a text (its start and end tokens included); the rest is cut
-            **({"max_tokens": encoding["max_length"]} if isinstance(encoding := info.get("encoding"), dict) else {}),
+            **({"max_tokens": encoding["max_length"]} if "max_length" in encoding else {}),
         },
         n2m_json=info,
     )

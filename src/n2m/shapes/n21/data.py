@@ -71,6 +71,7 @@ class TextDataModule(ShapeDataModule):
         self.save_hyperparameters(ignore=["columns", "read", "score_range"])
         self.hparams.update(columns=asdict(self.columns), read=asdict(self.read))
         self.given_score_range = score_range
+        self.loaded: dict[tuple[str, bool], list[SequenceExample]] = {}
 
     # ---- what the model needs to know before it is built -------------------------------------------
     @cached_property
@@ -151,6 +152,9 @@ class TextDataModule(ShapeDataModule):
 
     # ---- internals -----------------------------------------------------------------------------------
     def _load(self, path: str, with_labels: bool = True) -> list[SequenceExample]:
+        """A file's examples, read and validated once however many splits and properties ask."""
+        if (path, with_labels) in self.loaded:
+            return self.loaded[path, with_labels]
         examples = load_sequence_examples(path, self.columns, self.hparams.objective, self.read, with_labels)
         if with_labels and self.given_score_range:  # scores are learned on [0, 1] of this range: none may leave it
             low, high = self.given_score_range
@@ -163,6 +167,7 @@ class TextDataModule(ShapeDataModule):
                         self.columns.label,
                         hint="fix the row, or widen `data.score_range`",
                     )
+        self.loaded[path, with_labels] = examples
         return examples
 
     def _load_checked(self, path: str) -> list[SequenceExample]:

@@ -152,8 +152,7 @@ class Seq2SeqDataModule(ShapeDataModule):
         return DataSpec("N2M", "generation", ["text"], h.backbone, self.backbone_dir, self.encoding,
                         settings={"architecture": h.architecture})  # fmt: skip
 
-    @cached_property
-    def backbone_dir(self) -> str:
+    def find_backbone(self) -> str:
         """The folder the model and tokenizer come from: the (trimmed) checkpoint for `warm_start`, a tokenizer
         trained on the training texts for `scratch`, the model itself for `pretrained`."""
         h = self.hparams
@@ -161,7 +160,7 @@ class Seq2SeqDataModule(ShapeDataModule):
             return str(resolve_backbone(h.backbone))
         if h.architecture == "scratch":
             return str(train_tokenizer(self.vocabulary_texts() + self.vocabulary_corpus(), h.tokenizer_vocab_size))
-        return super().backbone_dir
+        return super().find_backbone()
 
     def vocabulary_texts(self) -> list[str]:
         splits = self.read_splits("fit")
