@@ -73,7 +73,7 @@ def trimmed_backbone(name: str, texts: Iterable[str]) -> Path:
     source = resolve_backbone(name)
     texts = sorted(set(texts))
     digest = hashlib.sha256("\n".join([str(source), *texts]).encode()).hexdigest()[:16]
-    return converted_backbone(f"{source.name}-trim-{digest}", partial(_in_child, trim_vocab, source, texts), version=1)
+    return converted_backbone(f"{source.name}-trim-{digest}", partial(_in_child, trim_vocab, source, texts), version=2)
 
 
 def _in_child(function: Callable[..., object], *args: object) -> None:

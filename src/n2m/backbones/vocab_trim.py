@@ -4,15 +4,24 @@ multilingual-e5-small spends 96M of its 118M parameters on a 250k-row embedding 
 Korean corpus such as KorSTS touches ~6.5k pieces. Keeping only those rows (in their original
 order) and a Unigram model over just those pieces with their original scores makes the model
 ~4x smaller and faster to fine-tune, with every corpus text tokenized exactly as before.
+
+Other text does not fare as well: pieces the corpus never used become `<unk>` or split into smaller ones. So the
+trimmed folder records where it came from and which rows it kept (`TRIM_MAP`), and `full_vocabulary` writes
+trained input-embedding rows back into the original table, for an export that reads any text as the backbone did.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["trim_vocab"]
+import torch
+
+__all__ = ["TRIM_MAP", "TrimMap", "full_vocabulary", "trim_vocab"]
+
+TRIM_MAP = "n2m-trim.json"  # in a trimmed folder: the source backbone folder and the rows kept from it
 
 _VOCAB_SIZED = ("word_embeddings.weight", "predictions.decoder.weight", "predictions.bias", "lm_head")
 
@@ -26,7 +35,6 @@ def trim_vocab(src_dir: Path, texts: Iterable[str], out_dir: Path, keep_special:
     hence every segmentation stays the same. Raises ``ValueError`` for a non-Unigram tokenizer.
     Returns ``{"vocab_before", "vocab_after", "params_before", "params_after"}``.
     """
-    import torch
     from safetensors.torch import load_file, save_file
     from tokenizers import Tokenizer
     from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerFast
@@ -109,6 +117,7 @@ def trim_vocab(src_dir: Path, texts: Iterable[str], out_dir: Path, keep_special:
     wrapped = PreTrainedTokenizerFast(tokenizer_object=new_tok, model_max_length=hf_tok.model_max_length, **special)
     wrapped.save_pretrained(str(out_dir))
     portable_tokenizer_class(out_dir)
+    TrimMap(src_dir.resolve(), kept).save(out_dir)
 
     return {
         "vocab_before": len(vocab),
@@ -116,6 +125,58 @@ def trim_vocab(src_dir: Path, texts: Iterable[str], out_dir: Path, keep_special:
         "params_before": params_before,
         "params_after": params_after,
     }
+
+
+@dataclass(frozen=True)
+class TrimMap:
+    """Where a trimmed backbone came from: the full backbone's folder, and the rows it kept, in order."""
+
+    source: Path
+    kept: list[int]
+
+    def save(self, folder: Path) -> None:
+        data = {"source": str(self.source), "kept": self.kept}
+        (folder / TRIM_MAP).write_text(json.dumps(data) + "\n", encoding="utf-8")
+
+    @classmethod
+    def of(cls, folder: Path) -> TrimMap | None:
+        """The map of a trimmed folder; None for a folder that was never trimmed."""
+        path = Path(folder) / TRIM_MAP
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(Path(data["source"]), [int(i) for i in data["kept"]])
+
+
+def full_vocabulary(state: Mapping[str, torch.Tensor], trim: TrimMap) -> dict[str, torch.Tensor] | None:
+    """`state` (a model trained on the trimmed backbone) with each input-embedding table written back into the
+    source backbone's full table: trained rows where they were kept, pretrained rows everywhere else.
+
+    None when the model has another vocabulary-sized tensor (a generator's output layer): rows that never
+    trained there would compete with trained ones in every generated token, so such a model keeps its trimmed
+    vocabulary. Raises `FileNotFoundError` when the source backbone is gone."""
+    from safetensors import safe_open
+
+    rows = len(trim.kept)
+    sized = [k for k, v in state.items() if v.dim() >= 1 and v.shape[0] == rows and any(s in k for s in _VOCAB_SIZED)]
+    tables = [k for k in sized if k.endswith("word_embeddings.weight")]
+    if not tables or len(tables) < len(sized):
+        return None
+    weights = trim.source / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"the full backbone {trim.source} this model was trimmed from is gone ({weights})")
+    index = torch.tensor(trim.kept, dtype=torch.long)
+    out = dict(state)
+    with safe_open(str(weights), framework="pt") as source:
+        names = [n for n in source.keys() if n.endswith("word_embeddings.weight")]  # noqa: SIM118 (not a dict)
+        if len(names) != 1:
+            raise ValueError(f"{weights}: expected one word_embeddings table, found {names}")
+        pretrained = source.get_tensor(names[0])
+    for key in tables:
+        full = pretrained.to(state[key].dtype).clone()
+        full[index] = state[key]
+        out[key] = full
+    return out
 
 
 def _post_processor_tokens(proc: dict | None) -> list[str]:

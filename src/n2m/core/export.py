@@ -1,17 +1,25 @@
 """`n2m export`: a checkpoint → a self-contained model folder (weights, config, tokenizer, `n2m.json`), for every
-shape: the task wrote its card and backbone folder into the checkpoint, and the shape's model saves itself."""
+shape: the task wrote its card and backbone folder into the checkpoint, and the shape's model saves itself.
+
+A model trained on a vocabulary-trimmed backbone is exported with the full vocabulary by default (`vocab="full"`):
+its trained embedding rows go back into the original table, so text from other sources than the training file is
+read as the untouched backbone reads it, not as `<unk>` or smaller pieces (benchmarks/vocab_generalization.py)."""
 
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformers import AutoTokenizer
 
+from n2m.backbones.vocab_trim import TrimMap, full_vocabulary
 from n2m.core.card import ModelCard
 from n2m.registry import get_shape
+
+Vocabulary = Literal["full", "trained"]
 
 CARD_KEY = "n2m_card"  # the checkpoint's model card (a plain dict)
 BACKBONE_KEY = "n2m_backbone_dir"  # the folder the backbone (and tokenizer) was loaded from
@@ -42,7 +50,12 @@ def best_validation(checkpoint: dict[str, Any]) -> dict[str, float]:
     return {}
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, vocab: Vocabulary = "full", title: str | None = None
+) -> Path:
+    """Write the model of `checkpoint` to `out_dir`. `vocab`: for a model trained on a trimmed vocabulary, `full`
+    puts its rows back into the backbone's whole table (generators keep theirs: see `full_vocabulary`);
+    `trained` keeps the small table. `title` names the model on its page (default: the run's folder name)."""
     ckpt = read_checkpoint(checkpoint)
     if CARD_KEY not in ckpt:
         raise ValueError(
@@ -50,12 +63,29 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
         )
     card = ModelCard.from_dict(ckpt[CARD_KEY])
     backbone = Path(ckpt[BACKBONE_KEY])
+    weights = model_weights(ckpt)
+    trim = TrimMap.of(backbone)
+    if trim is not None:
+        full = full_vocabulary(weights, trim) if vocab == "full" else None
+        if full is not None:
+            backbone, weights = trim.source, full
+        elif vocab == "full":
+            warnings.warn(f"{card.shape} generates from its vocabulary: exported with the {len(trim.kept)} trained "
+                          "pieces only", stacklevel=2)  # fmt: skip
+        card.provenance["vocabulary"] = {"trained_pieces": len(trim.kept), "exported": "full" if full else "trained"}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = get_shape(card.shape).part("model").from_backbone(backbone, card)
-    model.load_state_dict(model_weights(ckpt), strict=True)
+    model.load_state_dict(weights, strict=True)
     model.save(out)
     AutoTokenizer.from_pretrained(backbone).save_pretrained(out)
     card.provenance["validation"] = best_validation(ckpt)
+    card.provenance["title"] = title or run_name(Path(checkpoint))
     card.save(out)
     return out
+
+
+def run_name(checkpoint: Path) -> str:
+    """`runs/korsts/checkpoints/best.ckpt` → `korsts`: the run folder's name, the best title a checkpoint has."""
+    parent = checkpoint.resolve().parent
+    return parent.parent.name if parent.name == "checkpoints" else parent.name
