@@ -5,7 +5,7 @@ n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interru
 n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
 n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
 n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sentence1 --column text_pair=sentence2
-n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8]
+n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8] [--vocab trained]
 n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
 """
 
@@ -133,8 +133,15 @@ def _export(argv: list[str]) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx, for `n2m serve --backend onnx`")
     parser.add_argument("--quantize", choices=["int8"], default=None, help="also write model.int8.onnx (dynamic)")
+    parser.add_argument("--vocab", choices=["full", "trained"], default="full",
+                        help="a model trained on a trimmed vocabulary: its rows back in the backbone's full table "
+                             "(default), or only the trained pieces (smaller; other text reads worse)")  # fmt: skip
+    parser.add_argument("--title", default=None, help="the model's name on its page (default: the run's folder)")
     args = parser.parse_args(argv)
-    out = export_checkpoint(args.checkpoint, args.out_dir)
+    if args.vocab == "trained":
+        print("n2m export: --vocab trained: text outside the training files loses pieces to <unk> or smaller ones; "
+              "see benchmarks/results/vocab_generalization.json for what that cost", file=sys.stderr)  # fmt: skip
+    out = export_checkpoint(args.checkpoint, args.out_dir, vocab=args.vocab, title=args.title)
     print(f"exported {args.checkpoint} to {out}")
     if args.onnx or args.quantize:
         from n2m.shapes.n21.onnx import export_onnx
