@@ -2,13 +2,15 @@
 
 POST /v1/predict   one input or a list → {"predictions": [...]} (schema from the model's n2m.json)
 POST /v1/stream    one input → server-sent events, for predictors that can `stream(input)` (generation)
-GET  /v1/model     what is served: name, shape, task, inputs, labels, backbone, version, limits
+GET  /v1/model     what is served: name, title, shape, task, inputs, labels, backbone, version, limits
 GET  /healthz      liveness and queue depth
 GET  /metrics      Prometheus text: requests, latency, batch sizes, queue depth
 GET  /             the web page (static HTML/CSS/JS shipped in the package, laid out from /v1/model)
 
-Bad input is answered with a 4xx and `{"error": "<field>: <what is wrong>"}`; a full queue with 503 and
-`Retry-After`. The predictor runs off the event loop (see `batching`), so the server keeps answering.
+Every error is answered as `{"error": "<field>: <what is wrong>"}` (`ErrorResponse`): a body that breaks the
+schema with 422, one over the byte limit with 413, one that does not arrive in time with 408, a full queue with
+503 and `Retry-After`; the OpenAPI document declares each. The predictor runs off the event loop (see
+`batching`), so the server keeps answering.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations, which are classes
@@ -27,11 +29,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from n2m import __version__
 from n2m.serve.batching import MicroBatcher, QueueFull
+from n2m.serve.connections import RejectionLog
 from n2m.serve.limits import BodySizeLimit, Limits
 from n2m.serve.metrics import RequestMetrics, ServerMetrics
 from n2m.serve.schemas import ModelView, api_models, input_fields, model_view, output_type
@@ -41,27 +44,45 @@ STATIC = "static"
 TAGS = ("one", "many")  # union branches of `inputs` (see schemas.api_models), left out of error paths
 
 
+class ErrorDetail(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
+    """The body of every error the app answers (uvicorn's own 503 past the connection cap is plain text)."""
+
     error: str
+    detail: list[ErrorDetail] | None = Field(default=None, description="each invalid field (422 only)")
+
+
+# past --max-connections uvicorn answers before the app, in plain text, on any path
+CONNECTION_CAP = {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "over the connection cap"}
 
 
 def create_app(
     predictor: Any,
     *,
     name: str | None = None,
+    title: str | None = None,
     backend: str = "torch",
     limits: Limits | None = None,
     max_batch_size: int = 32,
     max_wait_ms: float = 5.0,
 ) -> FastAPI:
-    """An app around any `Predictor` (anything with `.info` and `.predict(list) -> list`; `.stream` optional)."""
+    """An app around any `Predictor` (anything with `.info` and `.predict(list) -> list`; `.stream` optional).
+
+    `name` names the model in /metrics (the folder's name); `title`, shown on the page, is the card's
+    `provenance.title` unless given, else the name.
+    """
     limits = limits or Limits()
     if limits.max_queue < limits.max_inputs:
         raise ValueError(f"max_queue ({limits.max_queue}) < max_inputs ({limits.max_inputs}): big requests never fit")
     info = predictor.info
     fields = input_fields(info)
     streaming = callable(getattr(predictor, "stream", None))
-    view = model_view(info, name or str(info.get("name", "model")), backend, streaming, limits)
+    view = model_view(info, name or str(info.get("name", "model")), title, backend, streaming, limits)
     models = api_models(fields, output_type(predictor), limits)
     max_tokens = view.limits.get("max_tokens", 0)  # how much of a text the model reads
     counts = bool(max_tokens) and callable(getattr(predictor, "token_counts", None))
@@ -84,12 +105,17 @@ def create_app(
     )
     streams = StreamSlots(limits.max_streams)
 
+    # installed once the server runs (uvicorn has set its logging up by then), removed when it stops
+    rejections = RejectionLog(lambda reason: metrics.rejected_connections.labels(reason=reason).inc())
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
+        rejections.install()
         try:
             yield
         finally:
+            rejections.uninstall()
             await batcher.stop()
             streams.shutdown()
 
@@ -100,14 +126,22 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline
         redoc_url=None,
+        responses={503: CONNECTION_CAP},
     )
     app.state.batcher = batcher
     app.state.metrics = metrics
     app.state.view = view
-    errors = {
-        413: {"model": ErrorResponse, "description": "body, or number of inputs, over the limit"},
-        422: {"model": ErrorResponse, "description": "invalid JSON, a wrong or missing field, or a bad text"},
-        503: {"model": ErrorResponse, "description": "queue full: retry after the `Retry-After` seconds"},
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait (a full queue)"}}
+    errors: dict[int | str, dict[str, Any]] = {
+        408: {"model": ErrorResponse, "description": f"body not received within {limits.body_timeout_s:g} s"},
+        413: {"model": ErrorResponse, "description": f"body over {limits.max_body_bytes} bytes"},
+        422: {"model": ErrorResponse, "description": "a body the schema does not allow, or that the model refused"},
+        503: {
+            "model": ErrorResponse,
+            "description": "server busy (queue full, or every stream slot taken): retry after `Retry-After` s",
+            "headers": retry_after,
+            **CONNECTION_CAP,
+        },
     }
 
     def as_predictor_input(item: BaseModel) -> Any:
@@ -177,9 +211,11 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message = describe_validation_errors(exc.errors())
-        metrics.rejected.labels(reason="too_many_inputs" if status == 413 else "invalid").inc()
-        return JSONResponse({"error": message, "detail": jsonable_errors(exc.errors())}, status_code=status)
+        found = exc.errors()
+        only_count = all(e.get("type") == "too_long" and field_path(tuple(e.get("loc", ()))) == "inputs" for e in found)
+        metrics.rejected.labels(reason="too_many_inputs" if only_count else "invalid").inc()
+        body = {"error": describe_validation_errors(found), "detail": jsonable_errors(found)}
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -240,10 +276,9 @@ def field_path(loc: tuple[Any, ...]) -> str:
     return path or "body"
 
 
-def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
-    """One line naming each wrong field; 413 when the only trouble is too many inputs."""
+def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+    """One line naming each wrong field (too many inputs too: the schema says how many, so it is a 422)."""
     lines = []
-    status = 422
     for error in errors[:5]:
         loc = tuple(error.get("loc", ()))
         path = field_path(loc)
@@ -254,7 +289,6 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
             lines.append(f"body is not valid JSON{': ' + problem if problem else ''}")
             continue
         if kind == "too_long" and path == "inputs":
-            status = 413
             message = f"too many inputs in one request: {message.removeprefix('List ')}"
         elif kind == "string_unicode":  # an unpaired surrogate escape such as "\ud800"
             message = "not valid Unicode text (an unpaired surrogate escape?)"
@@ -265,9 +299,7 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
         lines.append(f"{path}: {message}")
     if len(errors) > 5:
         lines.append(f"and {len(errors) - 5} more")
-    if status == 413 and len(lines) > 1:
-        status = 422  # other fields are wrong too: the request is invalid, whatever its size
-    return status, "; ".join(lines)
+    return "; ".join(lines)
 
 
 def jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--onnx-file", default="model.onnx", help="which ONNX file of the folder (model.int8.onnx: quantized)"
     )
-    parser.add_argument("--name", default=None, help="the model's name on the page and in /v1/model (folder name)")
+    parser.add_argument("--name", default=None,
+                        help="the model's name in /v1/model and /metrics, and its title on the page (default: the "
+                        "folder's name; the page shows the model's own title when its card has one)")  # fmt: skip
     parser.add_argument("--max-batch-size", type=int, default=32, help="inputs per forward pass")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a busy server gathers a batch")
     parser.add_argument("--max-queue", type=int, default=defaults.max_queue, help="waiting inputs before 503")
@@ -74,6 +76,7 @@ def main(argv: list[str]) -> None:
     app = create_app(
         predictor,
         name=args.name or folder.resolve().name,
+        title=args.name,
         backend=backend,
         limits=limits,
         max_batch_size=args.max_batch_size,

@@ -8,15 +8,20 @@ the position, so one bad request never fails the batch it would have shared with
 from __future__ import annotations
 
 import asyncio
-import json
+import sys
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from n2m.readers.tables import visible
+from n2m.readers.tables import INVISIBLE, visible
 
 ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+# the control characters `check_text` refuses, as a regex class (an unpaired surrogate is refused too, but a JSON
+# Schema string is Unicode text, which has none, and regex engines such as Rust's cannot name them)
+FORBIDDEN = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,28 @@ def check_text(text: str) -> str:
     return text
 
 
-def error_body(message: str, **extra: object) -> bytes:
-    return json.dumps({"error": message, **extra}, ensure_ascii=False).encode("utf-8")
+@cache
+def text_pattern() -> str:
+    """`check_text`'s rule as a JSON-Schema `pattern`, for the OpenAPI document: no forbidden character, and one
+    visible one at least (a letter, digit, punctuation or symbol, by the same Unicode categories as `visible`).
+
+    Code points are escaped \\uXXXX in the BMP and written as themselves above it, which Python's `re` and
+    ECMAScript's `u` mode read alike. Built from the running Python's Unicode tables, as the check is.
+    """
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) in INVISIBLE:
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+
+    def char(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    shown = "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges)
+    return f"^[^{FORBIDDEN}]*[{shown}][^{FORBIDDEN}]*$"
 
 
 class BodySizeLimit:
@@ -68,7 +93,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send, int(declared))
+            await self._reject(scope, receive, send, int(declared))
             return
         chunks: list[bytes] = []
         size = 0
@@ -77,14 +102,15 @@ class BodySizeLimit:
             try:
                 message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
             except TimeoutError:  # a trickle or nothing: the connection is not held for ever
-                await self._refuse(send, 408, "body_timeout", f"request body not received within {self.timeout_s:g} s")
+                message = f"request body not received within {self.timeout_s:g} s"
+                await self._refuse(scope, receive, send, 408, "body_timeout", message)
                 return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(send, size)
+                await self._reject(scope, receive, send, size)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -101,16 +127,13 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send, size: int) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         message = f"request body of {size}+ bytes is over the limit of {self.max_bytes} bytes"
-        await self._refuse(send, 413, "body_too_large", message)
+        await self._refuse(scope, receive, send, 413, "body_too_large", message)
 
-    async def _refuse(self, send: Send, status: int, reason: str, message: str) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, reason: str, message: str) -> None:
         if self.on_reject:
             self.on_reject(reason)
-        payload = error_body(message)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if status == 408:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        # the same response class as the app's other errors, so the same bytes and headers
+        headers = {"connection": "close"} if status == 408 else None
+        await JSONResponse({"error": message}, status_code=status, headers=headers)(scope, receive, send)

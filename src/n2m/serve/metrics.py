@@ -36,6 +36,12 @@ class ServerMetrics:
         self.rejected = Counter(
             "n2m_rejected_requests", "Requests refused before inference", ["reason"], registry=self.registry
         )
+        self.rejected_connections = Counter(
+            "n2m_rejected_connections",
+            "Requests or connections refused before the app (connection cap, malformed HTTP, no file descriptor)",
+            ["reason"],
+            registry=self.registry,
+        )
         info = Gauge("n2m_model_info", "The model being served", ["model", "shape", "backend"], registry=self.registry)
         info.labels(model=model, shape=shape, backend=backend).set(1)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, create_model
 
 from n2m.registry import page_layout
-from n2m.serve.limits import Limits, check_text
+from n2m.serve.limits import Limits, check_text, text_pattern
 
 FIELD_HELP = {
     "text": "the text (the first one of a pair)",
@@ -26,6 +26,7 @@ class ModelView:
     """What `GET /v1/model` answers and what the page lays itself out from."""
 
     name: str
+    title: str  # the model's own title (the card's `provenance.title`), else its name: what the page shows
     shape: str
     task: str
     inputs: list[str]
@@ -40,12 +41,17 @@ class ModelView:
     n2m_json: dict[str, Any] = field(default_factory=dict)
 
 
-def model_view(info: dict[str, Any], name: str, backend: str, streaming: bool, limits: Limits) -> ModelView:
+def model_view(
+    info: dict[str, Any], name: str, title: str | None, backend: str, streaming: bool, limits: Limits
+) -> ModelView:
     shape, task, inputs = str(info.get("shape", "")), str(info.get("task", "")), input_fields(info)
     labels = info.get("labels")
     encoding = info.get("encoding") or {}
+    provenance = info.get("provenance") or {}
+    own_title = provenance.get("title")
     return ModelView(
         name=name,
+        title=title or (own_title.strip() if isinstance(own_title, str) and own_title.strip() else name),
         shape=shape,
         task=task,
         inputs=inputs,
@@ -54,7 +60,7 @@ def model_view(info: dict[str, Any], name: str, backend: str, streaming: bool, l
         labels=list(labels) if isinstance(labels, list) else None,
         score_range=(info.get("settings") or {}).get("score_range"),
         backbone=info.get("backbone"),
-        n2m_version=(info.get("provenance") or {}).get("n2m_version"),
+        n2m_version=provenance.get("n2m_version"),
         streaming=streaming,
         limits={
             "max_body_bytes": limits.max_body_bytes,
@@ -90,10 +96,12 @@ class ApiModels:
 def api_models(fields: list[str], result: Any, limits: Limits) -> ApiModels:
     text = Annotated[str, StringConstraints(max_length=limits.max_chars), AfterValidator(check_text)]
     forbid = ConfigDict(extra="forbid")
+    # `check_text`'s rule, stated in the schema only: the check itself gives the clearer message
+    rule = {"minLength": 1, "pattern": text_pattern()}
     input_model = create_model(  # type: ignore[call-overload]
         "ModelInput",
         __config__=forbid,
-        **{name: (text, Field(description=FIELD_HELP.get(name, name))) for name in fields},
+        **{name: (text, Field(description=FIELD_HELP.get(name, name), json_schema_extra=rule)) for name in fields},
     )
     many = Annotated[list[input_model], Field(min_length=1, max_length=limits.max_inputs)]  # type: ignore[valid-type]
     # tagged by JSON type, so a bad input is reported once, against the branch the client meant

@@ -46,6 +46,7 @@ const STRINGS = {
     similarity: "Similarity",
     score: "Score",
     meaning: (low, high) => `${low}: unrelated · ${high}: the same meaning`,
+    scale: (low, high) => `${low}: the lowest · ${high}: the highest score it was trained on`,
     noLabel: "No label above the threshold",
     entities: (n) => (n ? `${n} entit${n === 1 ? "y" : "ies"}` : "No entities"),
     tags: "Tags",
@@ -76,6 +77,7 @@ const STRINGS = {
     similarity: "유사도",
     score: "점수",
     meaning: (low, high) => `${low}: 관련 없음 · ${high}: 같은 뜻`,
+    scale: (low, high) => `${low}: 가장 낮음 · ${high}: 가장 높음 (학습한 점수의 범위)`,
     noLabel: "기준을 넘는 레이블이 없습니다",
     entities: (n) => (n ? `개체명 ${n}개` : "개체명 없음"),
     tags: "태그",
@@ -100,8 +102,8 @@ async function init() {
     showError(T.unreachable(err));
     return;
   }
-  document.title = `${model.name} · n2m`;
-  $("model-name").textContent = model.name;
+  document.title = `${model.title || model.name} · n2m`;
+  $("model-name").textContent = model.title || model.name;
   const parts = [T.layouts[model.layout] || model.task, `${model.shape} · ${model.task}`];
   if (model.backbone) parts.push(model.backbone.split("/").filter(Boolean).pop()); // a folder: its name
   parts.push(model.backend);
@@ -224,8 +226,10 @@ function renderGauge(score) {
   );
   const reading = el("output", { id: "score", class: "reading", "data-value": String(score), text: score.toFixed(2) });
   const scale = el("div", { class: "scale muted" }, [el("span", { text: String(low) }), el("span", { text: String(high) })]);
+  // what the ends of the scale mean: for two sentences, how alike they are; else the range of the training scores
   const similarity = model.layout === "similarity";
-  const meaning = similarity ? [el("p", { class: "meaning muted", text: T.meaning(low, high) })] : [];
+  const explain = similarity ? T.meaning : T.scale;
+  const meaning = model.score_range ? [el("p", { class: "meaning muted", text: explain(low, high) })] : [];
   card(similarity ? T.similarity : T.score, el("div", { class: "gauge" }, [picture, reading, scale]), ...meaning);
 }
 

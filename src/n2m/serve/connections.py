@@ -1,0 +1,63 @@
+"""Requests and connections refused below the app: one log line for the first of each class, then a count.
+
+uvicorn answers 503 past its connection cap and 400 to malformed HTTP with a warning each, and asyncio logs a
+traceback each time `accept()` finds no file descriptor left: under a flood that is thousands of lines. Here
+the first of each class is logged (one line, no traceback) and every one is counted, in /metrics as
+`n2m_rejected_connections_total{reason=...}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+# (logger, how its message starts) → the reason counted in /metrics
+CLASSES = {
+    ("uvicorn.error", "Exceeded concurrency limit"): "max_connections",
+    ("uvicorn.error", "Invalid HTTP request received"): "invalid_http",
+    ("asyncio", "socket.accept() out of system resource"): "out_of_file_descriptors",
+}
+LOGGERS = sorted({name for name, _ in CLASSES})
+
+
+def reason_of(record: logging.LogRecord) -> str | None:
+    message = str(record.msg)
+    for (name, start), reason in CLASSES.items():
+        if record.name == name and message.startswith(start):
+            return reason
+    return None
+
+
+class RejectionLog(logging.Filter):
+    """A filter on uvicorn's and asyncio's loggers; `count(reason)` is called for every rejection."""
+
+    def __init__(self, count: Callable[[str], None]) -> None:
+        super().__init__()
+        self.count = count
+        self.logged: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reason = reason_of(record)
+        if reason is None:
+            return True
+        self.count(reason)
+        if reason in self.logged:
+            return False
+        self.logged.add(reason)
+        first_line = record.getMessage().splitlines()[0]
+        record.msg = (
+            f"{first_line} (reason {reason}: the first one; the others are counted, not logged: "
+            f'n2m_rejected_connections_total{{reason="{reason}"}} in /metrics)'
+        )
+        record.args = None
+        record.exc_info = None  # one line, not a traceback
+        record.exc_text = None
+        return True
+
+    def install(self) -> None:
+        for name in LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def uninstall(self) -> None:
+        for name in LOGGERS:
+            logging.getLogger(name).removeFilter(self)
