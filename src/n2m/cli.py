@@ -7,6 +7,7 @@ n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv -
 n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sentence1 --column text_pair=sentence2
 n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8] [--vocab trained]
 n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
+n2m encode | search | mine MODEL ...                          # sentence vectors (n2m.shapes.n21.search)
 """
 
 from __future__ import annotations
@@ -241,7 +242,19 @@ def _kfold(argv: list[str]) -> None:
     print(f"{args.folds} folds trained; ensemble in {out}")
 
 
+def _vectors(name: str) -> Any:
+    """`n2m encode | search | mine` (sentence vectors: `n2m.shapes.n21.search`), imported when called."""
+
+    def command(argv: list[str]) -> None:
+        from n2m.shapes.n21.search import COMMANDS as VECTOR_COMMANDS
+
+        VECTOR_COMMANDS[name](argv)
+
+    return command
+
+
 COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold, "serve": _serve}
+COMMANDS.update({name: _vectors(name) for name in ("encode", "search", "mine")})
 
 
 def shape_of(argv: list[str]) -> str:

@@ -3,17 +3,21 @@ batches (the template is `n2m.core.datamodule.ShapeDataModule`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, replace
 from functools import cached_property
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Sampler
 
-from n2m.core.card import MAX_LENGTH
+from n2m.core.batching import pad_sequences
+from n2m.core.card import MAX_LENGTH, Encoding
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.core.splits import kfold
-from n2m.errors import DataError
-from n2m.shapes.n21.encoding import PairEncoding, collate_features, encode_texts, feature_length
+from n2m.errors import ConfigError, DataError
+from n2m.shapes.n21.encoding import Features, PairEncoding, collate_features, encode_texts, feature_length
 from n2m.shapes.n21.examples import (
     Columns,
     Objective,
@@ -21,6 +25,7 @@ from n2m.shapes.n21.examples import (
     SequenceExample,
     check_known_labels,
     load_sequence_examples,
+    load_texts,
 )
 
 
@@ -33,6 +38,11 @@ class TextDataModule(ShapeDataModule):
     `A </s></s> B`; `bi`: each text alone through a shared encoder), `max_length`, `text_prefix`; `label_names`
     default to the sorted labels of the training file and `score_range` to its lowest and highest score.
     The model is built from `spec`.
+
+    `objective: retrieval` reads (query `text`, positive passage `text_pair`[, `hard_negative`]) rows; training
+    batches never hold one text twice (a copy of a query's positive would count as its negative), and a
+    validation or test split is ranked: each distinct query against the split's distinct passages plus the
+    `corpus` file's (its `text_pair` column). `passage_prefix` goes before passages instead of `text_prefix`.
     """
 
     def __init__(
@@ -63,6 +73,8 @@ class TextDataModule(ShapeDataModule):
         cache_tokens: bool = True,
         trim_vocab: bool = False,
         vocab_corpus: list[str] | None = None,
+        passage_prefix: str | None = None,
+        corpus: str | None = None,
     ) -> None:
         super().__init__()
         self.columns = Columns(**columns) if isinstance(columns, dict) else columns or Columns()
@@ -77,15 +89,20 @@ class TextDataModule(ShapeDataModule):
     @cached_property
     def spec(self) -> DataSpec:
         h = self.hparams
+        if h.objective == "retrieval" and (not self.columns.text_pair or h.pair_encoding != "bi"):
+            raise ConfigError("a retrieval task needs `data.columns.text_pair` (the positive passage) and "
+                              "`data.pair_encoding: bi` (queries and passages each get a vector)")  # fmt: skip
         inputs = ["text", "text_pair"] if self.columns.text_pair else ["text"]
         score_range = list(self.score_range) if self.score_range else None
         settings = {"pair_encoding": h.pair_encoding, "score_range": score_range}
+        if h.passage_prefix is not None:
+            settings["passage_prefix"] = h.passage_prefix
         return DataSpec("N21", h.objective, inputs, h.backbone, self.backbone_dir, self.encoding, self.label_names,
                         settings)  # fmt: skip
 
     @cached_property
     def label_names(self) -> list[str] | None:
-        if self.hparams.objective == "regression":
+        if self.hparams.objective in ("regression", "retrieval"):
             return None
         if self.hparams.label_names:
             return list(self.hparams.label_names)
@@ -113,8 +130,24 @@ class TextDataModule(ShapeDataModule):
     # ---- the template's hooks -----------------------------------------------------------------------
     def vocabulary_texts(self) -> list[str]:
         splits = self.read_splits("fit")
-        texts = [t for exs in splits.values() for ex in exs for t in (ex.text, ex.text_pair) if t is not None]
-        return [self.encoding.text_prefix + t for t in texts]
+        examples = [ex for exs in splits.values() for ex in exs]
+        prefix = self.encoding.text_prefix
+        passages = [t for ex in examples for t in (ex.text_pair, ex.hard_negative) if t is not None]
+        return [prefix + ex.text for ex in examples] + [self.passage_encoding.text_prefix + t for t in
+                                                        passages + self.corpus_texts()]  # fmt: skip
+
+    @property
+    def passage_encoding(self) -> Encoding:
+        """How second texts (passages) are encoded: `passage_prefix` where it is set."""
+        prefix = self.hparams.get("passage_prefix")
+        return self.encoding if prefix is None else replace(self.encoding, text_prefix=prefix)
+
+    def corpus_texts(self) -> list[str]:
+        """The `corpus` file's passages (its `text_pair` column): more documents every ranked split searches."""
+        corpus = self.hparams.get("corpus")
+        if not corpus:
+            return []
+        return load_texts(corpus, self.columns.text_pair or "text_pair", self.read).texts
 
     def read_splits(self, stage: str) -> dict[str, list[SequenceExample]]:
         """Validated examples for a stage; ratio splits are carved from `train` with `split_seed`."""
@@ -133,21 +166,91 @@ class TextDataModule(ShapeDataModule):
             ]
         return out
 
+    def setup(self, stage: str) -> None:
+        if self.hparams.objective != "retrieval":
+            return super().setup(stage)
+        for split, examples in self.read_splits(stage).items():
+            self.examples[split] = examples
+            ranked = split in ("val", "test")
+            self.datasets[split] = self.ranking_set(examples) if ranked else self.encode(examples, split == "train")
+        return None
+
     def encode(self, examples: list[SequenceExample], with_targets: bool) -> EncodedDataset:
         texts = [ex.text for ex in examples]
         pairs = [ex.text_pair for ex in examples] if self.columns.text_pair else None
         pair_encoding = self.hparams.pair_encoding
-        key = [texts, pairs, asdict(self.encoding), pair_encoding]
-        features = self.cached(key, lambda: encode_texts(self.tokenizer, texts, pairs, self.encoding, pair_encoding))
-        targets = [self._target(ex.label) for ex in examples] if with_targets else None
+        pair_prefix = self.hparams.get("passage_prefix")
+        key = [texts, pairs, asdict(self.encoding), pair_encoding, pair_prefix]
+        features = self.cached(
+            key, lambda: encode_texts(self.tokenizer, texts, pairs, self.encoding, pair_encoding, pair_prefix)
+        )
+        negatives = [ex.hard_negative for ex in examples if ex.hard_negative is not None]
+        if negatives:  # a retrieval row's third part (the reader lets no row of such a file go without one)
+            features = [{**f, "c": n} for f, n in zip(features, self.encode_single(negatives, "b"), strict=True)]
+        retrieval = self.hparams.objective == "retrieval"
+        targets = [self._target(ex.label) for ex in examples] if with_targets and not retrieval else None
         return EncodedDataset(features, targets, [feature_length(f) for f in features])
 
+    def encode_single(self, texts: list[str], part: str) -> list[dict[str, list[int]]]:
+        """Token ids of texts alone: queries (`a`, with `text_prefix`) or passages (`b`, with `passage_prefix`)."""
+        encoding = self.encoding if part == "a" else self.passage_encoding
+        key = [texts, asdict(encoding), "single"]
+        return [f["a"] for f in self.cached(key, lambda: encode_texts(self.tokenizer, texts, None, encoding))]
+
+    def ranking_set(self, examples: list[SequenceExample]) -> EncodedDataset:
+        """A retrieval split to rank: one item per distinct query (`a`; its target: its id and the ids of its
+        relevant passages) and one per distinct passage (`b`; its target: its id), each encoded once."""
+        passages: dict[str, int] = {}
+        relevant: dict[str, list[int]] = {}
+        for ex in examples:
+            assert ex.text_pair is not None
+            found = relevant.setdefault(ex.text, [])
+            pid = passages.setdefault(ex.text_pair, len(passages))
+            if pid not in found:
+                found.append(pid)
+            if ex.hard_negative is not None:
+                passages.setdefault(ex.hard_negative, len(passages))
+        for text in self.corpus_texts():
+            passages.setdefault(text, len(passages))
+        features: list[Features] = [{"a": f} for f in self.encode_single(list(relevant), "a")]
+        features += [{"b": f} for f in self.encode_single(list(passages), "b")]
+        targets: list[Any] = [(q, tuple(ids)) for q, ids in enumerate(relevant.values())]
+        targets += list(range(len(passages)))
+        return EncodedDataset(features, targets, [feature_length(f) for f in features])
+
+    def train_dataloader(self) -> DataLoader:
+        if self.hparams.objective != "retrieval":
+            return super().train_dataloader()
+        h = self.hparams
+        base = super().train_dataloader().sampler  # length-grouped (or random) order
+        keys = [{ex.text, ex.text_pair} for ex in self.examples["train"]]
+        batches = DistinctKeysBatchSampler(base, keys, h.batch_size)
+        return DataLoader(self.datasets["train"], batch_sampler=batches, collate_fn=self.collate,
+                          num_workers=h.num_workers, persistent_workers=h.num_workers > 0)  # fmt: skip
+
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(items[0]["features"]) == 1 and self.hparams.objective == "retrieval":
+            return self.collate_ranking(items)
         batch: dict[str, Any] = collate_features([it["features"] for it in items], self.tokenizer.pad_token_id)
         batch["index"] = torch.tensor([it["index"] for it in items])
         if "target" in items[0]:
             dtype = torch.long if self.hparams.objective == "classification" else torch.float
             batch["target"] = torch.tensor([it["target"] for it in items], dtype=dtype)
+        return batch
+
+    def collate_ranking(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """A batch of a ranked split: its queries (`a`, `query_id`, `relevant`), its passages (`b`, `passage_id`)."""
+        pad = self.tokenizer.pad_token_id
+        queries = [it for it in items if "a" in it["features"]]
+        passages = [it for it in items if "b" in it["features"]]
+        batch: dict[str, Any] = {"index": torch.tensor([it["index"] for it in items])}
+        if queries:
+            batch["a"] = pad_sequences([it["features"]["a"] for it in queries], pad)
+            batch["query_id"] = torch.tensor([it["target"][0] for it in queries])
+            batch["relevant"] = [list(it["target"][1]) for it in queries]
+        if passages:
+            batch["b"] = pad_sequences([it["features"]["b"] for it in passages], pad)
+            batch["passage_id"] = torch.tensor([it["target"] for it in passages])
         return batch
 
     # ---- internals -----------------------------------------------------------------------------------
@@ -195,6 +298,54 @@ class TextDataModule(ShapeDataModule):
         for name in label:
             hot[index[name]] = 1.0
         return hot
+
+
+class DistinctKeysBatchSampler(Sampler[list[int]]):
+    """Batches from an index sampler's order in which no two items share a key (a text): with in-batch
+    negatives, a copy of a query's positive elsewhere in the batch would be scored as a negative. An item that
+    collides waits for the first later batch that can take it; otherwise the base order (length groups) is kept.
+    Every batch is full but the last few. Under DDP each rank re-batches its own share, so the guarantee holds
+    on one device."""
+
+    def __init__(self, base: Iterable[int], keys: Sequence[set[str]], batch_size: int) -> None:
+        self.base = base
+        self.keys = keys
+        self.batch_size = batch_size
+
+    def fill(self, batch: list[int], used: set[str], waiting: list[int]) -> list[int]:
+        """Move what fits from `waiting` into `batch` (in order); the rest keeps waiting."""
+        left = []
+        for i in waiting:
+            if len(batch) < self.batch_size and self.keys[i].isdisjoint(used):
+                batch.append(i)
+                used.update(self.keys[i])
+            else:
+                left.append(i)
+        return left
+
+    def batches(self, order: Iterable[int]) -> Iterator[list[int]]:
+        waiting: list[int] = []
+        batch: list[int] = []
+        used: set[str] = set()
+        for i in order:
+            waiting = self.fill(batch, used, [*waiting, i])
+            while len(batch) == self.batch_size:
+                yield batch
+                batch, used = [], set()
+                waiting = self.fill(batch, used, waiting)
+        while waiting:
+            waiting = self.fill(batch, used, waiting)
+            yield batch
+            batch, used = [], set()
+        if batch:
+            yield batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return self.batches(self.base)
+
+    def __len__(self) -> int:
+        # the count depends on the order: a copy of the base gives the next epoch's (a seeded sampler's exactly)
+        return sum(1 for _ in self.batches(copy.deepcopy(self.base)))
 
 
 DataModule = TextDataModule

@@ -26,14 +26,16 @@ def encode_texts(
     pairs: Sequence[str] | None,
     encoding: Encoding,
     pair_encoding: PairEncoding = "cross",
+    pair_prefix: str | None = None,
 ) -> list[Features]:
-    """Token ids for each input: one sequence (single text or cross-encoded pair) or two (bi-encoder)."""
+    """Token ids for each input: one sequence (single text or cross-encoded pair) or two (bi-encoder).
+    `pair_prefix` goes before the second texts instead of `text_prefix` (e5's "passage: " for retrieval)."""
     prefix = encoding.text_prefix
     texts = [prefix + t for t in texts]
     common = {"truncation": True, "max_length": encoding.max_length}
     if pairs is None:
         return [{"a": row} for row in _rows(tokenizer(texts, **common), len(texts))]
-    pairs = [prefix + t for t in pairs]
+    pairs = [(prefix if pair_prefix is None else pair_prefix) + t for t in pairs]
     if pair_encoding == "cross":
         rows = _rows(tokenizer(texts, pairs, **common), len(texts))
         return [{"a": row} for row in rows]

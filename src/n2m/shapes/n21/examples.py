@@ -13,17 +13,20 @@ from n2m.errors import DataError
 from n2m.readers import Record, read_records
 from n2m.readers.tables import visible
 
-Objective = Literal["regression", "classification", "multilabel"]
+# retrieval: (query, positive passage[, hard negative]) pairs, trained with in-batch negatives, no labels
+Objective = Literal["regression", "classification", "multilabel", "retrieval"]
 
 
 @dataclass
 class Columns:
-    """Which field of a record holds what. `text_pair` is set for pair tasks (STS, NLI)."""
+    """Which field of a record holds what. `text_pair` is set for pair tasks (STS, NLI; retrieval: the positive
+    passage); `hard_negative`, for retrieval only, a passage that looks relevant to the query but is not."""
 
     text: str = "text"
     text_pair: str | None = None
     label: str | None = "label"
     id: str | None = None
+    hard_negative: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class SequenceExample:
     label: float | str | tuple[str, ...] | None = None
     id: str | None = None
     line: int = 0  # where it came from, for error messages
+    hard_negative: str | None = None
 
 
 @dataclass
@@ -91,10 +95,11 @@ def records_to_examples(
                 text=_text(record, columns.text),
                 text_pair=_text(record, columns.text_pair) if columns.text_pair else None,
                 label=_label(record, columns.label, objective, label_separator)
-                if with_labels and columns.label
+                if with_labels and columns.label and objective != "retrieval"
                 else None,
                 id=str(record.fields.get(columns.id, "")) if columns.id else None,
                 line=record.line,
+                hard_negative=_text(record, columns.hard_negative) if columns.hard_negative else None,
             )
         )
     return examples
@@ -116,6 +121,33 @@ def load_sequence_examples(
     return examples
 
 
+@dataclass
+class Texts:
+    """One column of a file: its texts, an id for each (the `id` column's, else the row number from 0), and
+    the line each came from."""
+
+    texts: list[str]
+    ids: list[str]
+    lines: list[int]
+
+
+def load_texts(
+    path: str | Path, column: str = "text", read: ReadOptions | None = None, id_column: str | None = None
+) -> Texts:
+    """A file's texts of one column (a corpus, queries): an empty file, or a row whose text is missing, empty
+    or blank, is a `DataError` naming the file and the line."""
+    read = read or ReadOptions()
+    records = read_records(path, read.format, header=read.header, column_names=read.column_names)
+    found = Texts([], [], [])
+    for i, record in enumerate(records):
+        found.texts.append(_text(record, column))
+        found.ids.append(str(record.get(id_column, "id")) if id_column else str(i))
+        found.lines.append(record.line)
+    if not found.texts:
+        raise DataError("has no rows", path, hint="a header and no rows? check the path and the format")
+    return found
+
+
 def check_known_labels(
     examples: list[SequenceExample],
     label_names: list[str],
@@ -124,7 +156,7 @@ def check_known_labels(
     column: str | None,
 ) -> None:
     """A label never seen in training cannot be learned or scored: say so before training starts."""
-    if objective == "regression":
+    if objective in ("regression", "retrieval"):
         return
     known = set(label_names)
     for ex in examples:

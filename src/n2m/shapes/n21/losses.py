@@ -7,13 +7,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-LossName = Literal["auto", "mse", "l1", "smooth_l1", "cosent", "ce", "bce"]
+LossName = Literal["auto", "mse", "l1", "smooth_l1", "cosent", "ce", "bce", "mnrl"]
 
-DEFAULT_LOSS = {"regression": "mse", "classification": "ce", "multilabel": "bce"}
+DEFAULT_LOSS = {"regression": "mse", "classification": "ce", "multilabel": "bce", "retrieval": "mnrl"}
 ALLOWED = {
     "regression": {"mse", "l1", "smooth_l1", "cosent"},
     "classification": {"ce"},
     "multilabel": {"bce"},
+    "retrieval": {"mnrl"},
 }
 
 
@@ -26,6 +27,24 @@ def cosent_loss(scores: torch.Tensor, target: torch.Tensor, scale: float = 20.0)
     mask = target[:, None] > target[None, :]
     diff = diff.masked_fill(~mask, -1e12)
     return torch.logsumexp(torch.cat([torch.zeros(1, device=diff.device), diff.flatten()]), dim=0)
+
+
+def multiple_negatives_ranking_loss(
+    queries: torch.Tensor, passages: torch.Tensor, temperature: float = 0.05, symmetric: bool = False
+) -> torch.Tensor:
+    """InfoNCE with in-batch negatives (sentence-transformers' MultipleNegativesRankingLoss; its scale 20 is a
+    temperature of 0.05). Query i's positive is `passages[i]`; every other passage is a negative: the other
+    queries' positives and any hard negatives stacked after them (rows B, B + 1, …). `symmetric` adds the same
+    loss from each positive passage to its query among the batch's queries, and averages the two.
+    """
+    q = F.normalize(queries.float(), dim=-1)
+    p = F.normalize(passages.float(), dim=-1)
+    scores = q @ p.T / temperature  # (B, B + hard negatives)
+    target = torch.arange(q.shape[0], device=q.device)
+    loss = F.cross_entropy(scores, target)
+    if symmetric:
+        loss = (loss + F.cross_entropy(scores[:, : q.shape[0]].T, target)) / 2
+    return loss
 
 
 def resolve_loss(name: LossName, objective: str) -> str:

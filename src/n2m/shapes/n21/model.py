@@ -14,7 +14,7 @@ from n2m.shapes.n21.examples import Objective
 
 
 class SequenceModel(EncoderModel):
-    """One text or a pair → logits (classes) or a normalized score.
+    """One text or a pair → logits (classes) or a normalized score; a retrieval model's score is the cosine.
 
     Regression works on scores mapped to [0, 1] by `score_range`, so one learning rate suits any scale.
     A bi-encoder pair encodes each text alone with the shared backbone: cosine similarity is the
@@ -39,7 +39,7 @@ class SequenceModel(EncoderModel):
         self.register_buffer("score_range", torch.tensor(score_range, dtype=torch.float), persistent=False)
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
-        self.cosine_head = pair_encoding == "bi" and objective == "regression"
+        self.cosine_head = pair_encoding == "bi" and objective in ("regression", "retrieval")
         if not self.cosine_head:
             width = hidden * 3 if pair_encoding == "bi" else hidden
             self.head = nn.Linear(width, 1 if objective == "regression" else num_labels)
@@ -58,6 +58,7 @@ class SequenceModel(EncoderModel):
         )
 
     def embed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled sentence vectors `(B, H)`, not normalized (what the head and the cosine see)."""
         hidden = self.encoder(**inputs).last_hidden_state
         return pool(hidden, inputs["attention_mask"], self.pooling)
 
@@ -75,7 +76,9 @@ class SequenceModel(EncoderModel):
         return out.squeeze(-1) if self.objective == "regression" else out
 
     def to_outputs(self, logits: torch.Tensor) -> torch.Tensor:
-        """Scores on the data's own scale, or class probabilities."""
+        """Scores on the data's own scale (a retrieval model's: the cosine), or class probabilities."""
+        if self.objective == "retrieval":
+            return logits.float()
         if self.objective == "regression":
             low, high = self.score_range
             return low + logits.float() * (high - low)

@@ -25,12 +25,17 @@ class LabelsPrediction:
 
 
 Prediction = ScorePrediction | ClassPrediction | LabelsPrediction
-OUTPUT_TYPES = {"regression": ScorePrediction, "classification": ClassPrediction, "multilabel": LabelsPrediction}
+OUTPUT_TYPES = {
+    "regression": ScorePrediction,
+    "classification": ClassPrediction,
+    "multilabel": LabelsPrediction,
+    "retrieval": ScorePrediction,  # a pair's cosine similarity
+}
 
 
 def decode_output(output: torch.Tensor, objective: str, labels: list[str] | None, threshold: float = 0.5) -> Prediction:
     """One input's output (a score, or probabilities `(C,)`, see `SequenceModel.to_outputs`) → its result."""
-    if objective == "regression":
+    if objective in ("regression", "retrieval"):
         return ScorePrediction(float(output))
     probs = {name: float(p) for name, p in zip(labels or [], output.tolist(), strict=True)}
     if objective == "classification":
