@@ -53,6 +53,7 @@ def live_url(sts_predictor):
 def test_model_endpoint_describes_the_model(client, sts_predictor):
     view = client.get("/v1/model").json()
     assert view["name"] == "tiny-sts"
+    assert view["title"] == sts_predictor.card.provenance.get("title", "tiny-sts")
     assert (view["shape"], view["task"], view["layout"]) == ("N21", "regression", "similarity")
     assert view["inputs"] == ["text", "text_pair"]
     assert view["score_range"] == sts_predictor.card.settings["score_range"] and 0 <= view["score_range"][0] < 5
@@ -86,7 +87,12 @@ def test_openapi_shows_the_models_schema(client):
     items = schemas["PredictResponse"]["properties"]["predictions"]["items"]
     assert schemas[items["$ref"].rsplit("/", 1)[1]]["properties"]["score"]["type"] == "number"
     responses = spec["paths"]["/v1/predict"]["post"]["responses"]
-    assert {"200", "413", "422", "503"} <= set(responses)
+    assert {"200", "408", "413", "422", "503"} <= set(responses)
+    error = schemas["ErrorResponse"]
+    assert error["required"] == ["error"] and set(error["properties"]) == {"error", "detail"}
+    for status in ("408", "413", "422", "503"):
+        assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    assert "Retry-After" in responses["503"]["headers"]
 
 
 def test_classifier_probabilities_and_openapi(sentiment_dir):
@@ -147,7 +153,8 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str]] = {
         422,
         "inputs[1].text: text too long: should have at most 50 characters",
     ),
-    "too many inputs": ({"json": {"inputs": [PAIR] * 5}}, 413, "too many inputs in one request"),
+    # the schema says how many (maxItems): breaking it is a 422, as for every other schema rule
+    "too many inputs": ({"json": {"inputs": [PAIR] * 5}}, 422, "too many inputs in one request"),
     "body too large": ({"content": b'{"inputs": "' + b"x" * 30_000 + b'"}'}, 413, "over the limit of 20000 bytes"),
 }
 
@@ -175,6 +182,31 @@ def test_chunked_body_over_the_limit_is_refused_as_it_arrives(live_url):
     )
     assert response.status_code == 413 and "over the limit" in response.json()["error"]
     assert httpx.get(f"{live_url}/healthz").status_code == 200
+
+
+def test_a_413_is_shaped_as_every_other_error(live_url):
+    """Refused before the app parses anything, a body over the limit still gets the app's error body: the same
+    JSON rendering, the same content type, and `{"error": ...}` as in the OpenAPI document's ErrorResponse."""
+    url = f"{live_url}/v1/predict"
+    headers = {"content-type": "application/json"}
+
+    def chunks():
+        yield b'{"inputs": "' + b"x" * 25_000 + b'"}'
+
+    others = [
+        httpx.get(f"{live_url}/nope"),  # 404
+        httpx.get(url),  # 405
+        httpx.post(url, json={"inputs": {"text": "", "text_pair": "b"}}),  # 422
+    ]
+    declared = httpx.post(url, content=b'{"inputs": "' + b"x" * 25_000 + b'"}', headers=headers)
+    chunked = httpx.post(url, content=chunks(), headers=headers)
+    assert declared.status_code == chunked.status_code == 413
+    for response in [*others, declared, chunked]:
+        body = response.json()
+        assert response.headers["content-type"] == "application/json", response
+        assert response.content == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        assert isinstance(body["error"], str) and set(body) <= {"error", "detail"}
+    assert set(declared.json()) == {"error"} and "over the limit of 20000 bytes" in declared.json()["error"]
 
 
 def test_other_http_errors_are_json_too(live_url):
@@ -514,3 +546,25 @@ def test_an_input_longer_than_the_model_reads_is_marked_as_cut(sts_predictor):
         assert (
             "truncated" in client.get("/openapi.json").json()["components"]["schemas"]["PredictResponse"]["properties"]
         )
+
+
+def test_the_page_shows_the_models_own_title_not_its_folder_name(sts_dir, tmp_path):
+    """`provenance.title` in the card (written by `n2m export`) is the title in /v1/model; without one, the folder's
+    name; `--name` (create_app's `title`) overrides both."""
+    import shutil
+
+    folder = tmp_path / "model"  # what the quick start's folder is called
+    shutil.copytree(sts_dir, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    card = json.loads((folder / "n2m.json").read_text(encoding="utf-8"))
+
+    def title(**options: str) -> tuple[str, str]:
+        (folder / "n2m.json").write_text(json.dumps(card, ensure_ascii=False), encoding="utf-8")
+        with TestClient(create_app(Predictor.from_pretrained(folder), name=folder.name, **options)) as c:
+            view = c.get("/v1/model").json()
+        return view["name"], view["title"]
+
+    card["provenance"]["title"] = "KorSTS 문장 유사도 (e5-small)"
+    assert title() == ("model", "KorSTS 문장 유사도 (e5-small)")
+    assert title(title="my model") == ("model", "my model")
+    card["provenance"].pop("title")
+    assert title() == ("model", "model")

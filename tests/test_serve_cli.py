@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -40,6 +43,8 @@ def test_serve_command_answers_and_exits_cleanly(sts_dir, backend):
         wait_for_http(f"{url}/healthz")
         view = httpx.get(f"{url}/v1/model").json()
         assert view["name"] == sts_dir.name and view["backend"].startswith(backend)
+        card = json.loads((sts_dir / "n2m.json").read_text(encoding="utf-8"))
+        assert view["title"] == card["provenance"].get("title", sts_dir.name)  # the model's own, else the folder's
         response = httpx.post(f"{url}/v1/predict", json={"inputs": [PAIR, PAIR]})
         assert response.status_code == 200 and len(response.json()["predictions"]) == 2
         page = httpx.get(url)
@@ -86,3 +91,60 @@ def test_serve_help_lists_the_knobs():
     for option in ("--backend {torch,onnx}", "--max-batch-size", "--max-wait-ms", "--max-queue", "--max-chars",
                    "--body-timeout", "--max-connections", "--keep-alive"):  # fmt: skip
         assert option in output
+
+
+def answer_of(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or 10 s pass)."""
+    conn.settimeout(10)
+    received = b""
+    while chunk := conn.recv(4096):
+        received += chunk
+    return received
+
+
+def test_connections_past_the_cap_are_refused_cleanly_and_logged_once(sts_dir):
+    """`--max-connections 4`: four connections are served; requests on more get 503 and their connection closed,
+    malformed HTTP gets 400, a connection that says nothing is closed after `--keep-alive`; the server answers
+    afterwards, logs one line per class (no traceback, no line each) and counts every one in /metrics."""
+    port = free_port()
+    options = ["--max-connections", "4", "--keep-alive", "2", "--body-timeout", "60"]
+    process = n2m("serve", str(sts_dir), "--port", str(port), *options)
+    url = f"http://127.0.0.1:{port}"
+    held: list[socket.socket] = []
+    try:
+        wait_for_http(f"{url}/healthz")
+        for _ in range(4):  # four requests in progress: their bodies are on the way (body timeout: 60 s)
+            conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 500\r\n\r\n" + b'{"inputs": ')  # fmt: skip
+            held.append(conn)
+        time.sleep(0.5)
+        for _ in range(6):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = answer_of(conn)
+            assert answer.startswith(b"HTTP/1.1 503") and b"connection: close" in answer.lower(), answer
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                assert answer_of(conn).startswith(b"HTTP/1.1 400")
+        for conn in held:
+            conn.close()
+        wait_for_http(f"{url}/healthz", timeout=20)  # the slots are free again
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            started = time.monotonic()
+            assert answer_of(silent) == b""  # closed by the server, not held for ever
+            assert time.monotonic() - started < 8
+        assert httpx.post(f"{url}/v1/predict", json={"inputs": PAIR}, timeout=30).status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'n2m_rejected_connections_total{reason="max_connections"} 6.0' in metrics
+        assert 'n2m_rejected_connections_total{reason="invalid_http"} 3.0' in metrics
+    finally:
+        for conn in held:
+            conn.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert output.count("Exceeded concurrency limit") == 1, output
+    assert output.count("Invalid HTTP request received") == 1, output
+    assert "Traceback" not in output

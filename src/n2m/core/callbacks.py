@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 from lightning.pytorch.callbacks import (
     BasePredictionWriter,
     Callback,
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
+    ProgressBar,
     RichModelSummary,
     RichProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
 from n2m.core.rows import write_rows
 from n2m.core.task import BaseTask
 
 
-def default_callbacks(task: BaseTask, root_dir: str | Path, progress_bar: bool = True) -> list[Callback]:
+def default_callbacks(
+    task: BaseTask, root_dir: str | Path, progress_bar: bool = True, progress_every: int = 50
+) -> list[Callback]:
     """Best and last checkpoints in `<root>/checkpoints` (a fixed folder, so `--ckpt_path last` finds the
     previous run's last checkpoint), early stopping on the task's main metric if asked, LR logging."""
     metric, mode = task.main_metric, task.main_mode
@@ -41,7 +50,7 @@ def default_callbacks(task: BaseTask, root_dir: str | Path, progress_bar: bool =
     if patience:
         callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=patience))
     if progress_bar:
-        callbacks += [RichProgressBar(leave=True), RichModelSummary(max_depth=2)]
+        callbacks += [progress_display(progress_every), RichModelSummary(max_depth=2)]
     return callbacks
 
 
@@ -63,3 +72,109 @@ class PredictionFileWriter(BasePredictionWriter):
         rows = pl_module.prediction_rows(batches, trainer.datamodule)
         write_rows(self.output, rows)
         pl_module.print(f"wrote {len(rows)} predictions to {self.output}")
+
+
+TEST_PREDICTIONS = "test_predictions.jsonl"
+
+
+class TestPredictionWriter(Callback):
+    """`<root>/test_predictions.jsonl`: every test row's gold example and the model's result, in file order, from
+    the batches the test metrics were computed on (what `n2m report` draws). The CLI adds it to the test after a
+    fit. A failure here is reported once and does not stop the test."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, root_dir: str | Path) -> None:
+        self.root_dir = Path(root_dir)
+        self.results: dict[int, Any] = {}
+        self.failed = False
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.results, self.failed = {}, False
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+        if self.failed:
+            return
+        examples = trainer.datamodule.examples  # type: ignore[attr-defined]
+        # `predict_batch` reads its texts from the predict split (N2N maps tags back onto them): the test split
+        # stands in for it during the call
+        kept = examples.get("predict")
+        examples["predict"] = examples["test"]
+        try:
+            self.results.update(zip(batch["index"].tolist(), pl_module.predict_batch(batch), strict=True))  # type: ignore[operator]
+        except Exception as err:  # e.g. retrieval, whose test ranks a corpus: no row-by-row results
+            self.failed = True
+            rank_zero_info(f"test predictions not written ({type(err).__name__}: {err})")
+        finally:
+            if kept is None:
+                examples.pop("predict")
+            else:
+                examples["predict"] = kept
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.failed or not self.results:
+            return
+        examples = trainer.datamodule.examples["test"]  # type: ignore[attr-defined]
+        rank = trainer.global_rank  # under DDP each process scored its share
+        path = self.root_dir / (TEST_PREDICTIONS if rank == 0 else f"test_predictions.rank{rank}.jsonl")
+        rows = [{"index": i, "gold": asdict(examples[i]), "prediction": asdict(result)}
+                for i, result in sorted(self.results.items())]  # fmt: skip
+        write_rows(path, rows)
+
+
+class ProgressLines(ProgressBar):
+    """Progress for a log file (no terminal: nohup, CI), where a bar prints nothing readable: a line every
+    `every` optimizer steps (step, loss, speed, time left) and one per validation with its scores."""
+
+    def __init__(self, every: int = 50) -> None:
+        super().__init__()
+        self.every = every
+        self.enabled = True
+        self.started = 0.0
+        self.first_step = 0
+        self.step_seen = -1
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started, self.first_step = time.monotonic(), trainer.global_step  # a resumed run starts mid-way
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        step = trainer.global_step
+        if not (self.enabled and self.every and trainer.is_global_zero) or step == self.step_seen:
+            return
+        self.step_seen = step
+        if step % self.every:
+            return
+        speed = (step - self.first_step) / max(1e-9, time.monotonic() - self.started)
+        total = trainer.estimated_stepping_batches
+        loss = trainer.callback_metrics.get("train/loss")
+        line = [f"step {step}" + (f"/{int(total)}" if total != float("inf") else ""), f"epoch {trainer.current_epoch}"]
+        if loss is not None:
+            line.append(f"loss {float(loss):.4f}")
+        line.append(f"{speed:.2f} steps/s")
+        if total != float("inf") and speed > 0:
+            line.append(f"{clock((total - step) / speed)} left")
+        print(" · ".join(line), flush=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        scores = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
+        shown = " · ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()))
+        print(f"epoch {trainer.current_epoch} validated at step {trainer.global_step}: {shown}", flush=True)
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def progress_display(every: int) -> ProgressBar:
+    """A bar in a terminal; lines every `every` steps in a log file."""
+    return RichProgressBar(leave=True) if sys.stdout.isatty() else ProgressLines(every)

@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s,
                         help="seconds a request body may take to arrive (then 408)")  # fmt: skip
     parser.add_argument("--max-connections", type=int, default=512,
-                        help="open connections and requests at once; past it uvicorn answers 503")  # fmt: skip
-    parser.add_argument("--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open")
+                        help="open connections served at once; a request on one more is answered 503")  # fmt: skip
+    parser.add_argument("--keep-alive", type=float, default=5.0,
+                        help="seconds an idle connection stays open (a silent new one too)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: all cores)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", help="log every request (costs time under load)")
@@ -51,6 +52,7 @@ def main(argv: list[str]) -> None:
 
     from n2m.core.predictor import Predictor
     from n2m.serve.app import create_app
+    from n2m.serve.connections import SilentConnectionsClose
 
     args = build_parser().parse_args(argv)
     folder = Path(args.model_dir)
@@ -86,5 +88,12 @@ def main(argv: list[str]) -> None:
     # uvicorn drains on SIGTERM, then raises the signal again under the handler it found: make that one a clean
     # exit, so a scheduler's stop after a clean drain exits 0, not 143
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = {"log_level": args.log_level, "access_log": args.access_log, "limit_concurrency": args.max_connections}
-    uvicorn.run(app, host=args.host, port=args.port, timeout_keep_alive=args.keep_alive, **server)
+    server = {
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+        # uvicorn counts the connection asking among the open ones: N + 1 serves N connections, the next gets 503
+        "limit_concurrency": args.max_connections + 1,
+        "timeout_keep_alive": args.keep_alive,
+        "http": SilentConnectionsClose,
+    }
+    uvicorn.run(app, host=args.host, port=args.port, **server)

@@ -1,4 +1,4 @@
-"""Requests and connections refused below the app: one log line for the first of each class, then a count.
+"""Connections below the app: the ones refused are logged once per class, and silent ones are not held.
 
 uvicorn answers 503 past its connection cap and 400 to malformed HTTP with a warning each, and asyncio logs a
 traceback each time `accept()` finds no file descriptor left: under a flood that is thousands of lines. Here
@@ -8,8 +8,11 @@ the first of each class is logged (one line, no traceback) and every one is coun
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # (logger, how its message starts) → the reason counted in /metrics
 CLASSES = {
@@ -61,3 +64,14 @@ class RejectionLog(logging.Filter):
     def uninstall(self) -> None:
         for name in LOGGERS:
             logging.getLogger(name).removeFilter(self)
+
+
+class SilentConnectionsClose(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, but a connection that sends nothing is closed after the keep-alive timeout,
+    as an idle one between requests is: uvicorn starts that clock only after a first response, so connections
+    opened and left silent were held for ever, each a file descriptor."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # the first bytes that arrive cancel it, as they cancel the clock between requests
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
