@@ -7,6 +7,7 @@ n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv -
 n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sentence1 --column text_pair=sentence2
 n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8] [--vocab trained]
 n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
+n2m report runs/korsts                                        # report.html: curves, test predictions in pictures
 n2m encode | search | mine MODEL ...                          # sentence vectors (n2m.shapes.n21.search)
 """
 
@@ -33,6 +34,7 @@ from n2m.core.callbacks import PredictionFileWriter, default_callbacks, default_
 from n2m.errors import ConfigError, DataError
 from n2m.provenance import machine_description, today
 from n2m.registry import SHAPES, get_shape
+from n2m.report import report_part, write_report
 
 
 class N2MCLI(LightningCLI):
@@ -57,6 +59,13 @@ class N2MCLI(LightningCLI):
             help="fit: tensors of this size or more are mmapped and go back to the OS when freed; lower: less peak "
             "memory, slower steps; 0: glibc's own dynamic threshold (see n2m.allocator)",
         )
+        parser.add_argument(
+            "--progress_every",
+            type=int,
+            default=50,
+            help="fit: without a terminal (a log file, CI), print a line every N optimizer steps (step, loss, speed, "
+            "time left) instead of a progress bar; 0: none",
+        )
 
     def setting(self, key: str, config: Any = None) -> Any:
         """A value of this subcommand's parsed (or instantiated) config."""
@@ -70,7 +79,8 @@ class N2MCLI(LightningCLI):
         refuse_averaged_buffers(self.setting("trainer").get("callbacks"))
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             has_bar = any(isinstance(c, ProgressBar) for c in callbacks) or config.get("enable_progress_bar") is False
-            kwargs["callbacks"] = callbacks + default_callbacks(self.model, root, progress_bar=not has_bar)
+            lines = self.setting("progress_every")
+            kwargs["callbacks"] = callbacks + default_callbacks(self.model, root, not has_bar, progress_every=lines)
         if config.get("logger") in (None, True):
             kwargs["logger"] = default_loggers(root)
         return super().instantiate_trainer(**kwargs)
@@ -84,12 +94,17 @@ class N2MCLI(LightningCLI):
     def after_fit(self) -> None:
         """The test split is scored once, with the checkpoint validation chose, and written down."""
         if not self.setting("test_after_fit") or not self.datamodule.has_split("test"):
+            self.write_report()
             return
         callback = self.trainer.checkpoint_callback
         best = getattr(callback, "best_model_path", "") or None
         # With EMA or SWA, a checkpoint's model is the average, and the raw weights ride beside it for resuming;
         # the callback would load those raw weights back, so it leaves before the averaged model is tested.
         self.trainer.callbacks = [c for c in self.trainer.callbacks if not isinstance(c, WeightAveraging)]
+        from n2m.core.callbacks import TEST_PREDICTIONS, TestPredictionWriter
+
+        if report_part(self.model.spec.shape).predictions == TEST_PREDICTIONS:  # N2M's task writes its own
+            self.trainer.callbacks.append(TestPredictionWriter(self.trainer.default_root_dir))
         metrics = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or "last")
         if self.trainer.is_global_zero:
             report = {
@@ -104,6 +119,17 @@ class N2MCLI(LightningCLI):
             path = Path(self.trainer.default_root_dir) / "results.json"
             path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             print(f"test metrics of {best or 'the last checkpoint'} written to {path}")
+        self.write_report()
+
+    def write_report(self) -> None:
+        """`report.html` beside results.json (as `n2m report` writes it); a failure costs the report, not the run."""
+        root = self.trainer.default_root_dir
+        if not self.trainer.is_global_zero:
+            return
+        try:
+            print(f"report written to {write_report(root)}")
+        except Exception as err:
+            print(f"n2m: no report ({type(err).__name__}: {err}); `n2m report {root}` tries again", file=sys.stderr)
 
     def before_predict(self) -> None:
         output = self.setting("output")
@@ -253,7 +279,18 @@ def _vectors(name: str) -> Any:
     return command
 
 
-COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold, "serve": _serve}
+def _report(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="n2m report",
+        description="A run folder → report.html and report/*.png: learning curves, the recipe, the machine, and the "
+        "test split's predictions as each shape reads them (confusion matrix, scatter, spans, …).",
+    )
+    parser.add_argument("run_dir", help="the folder `n2m fit` wrote (its trainer.default_root_dir)")
+    args = parser.parse_args(argv)
+    print(f"report written to {write_report(args.run_dir)}")
+
+
+COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold, "serve": _serve, "report": _report}
 COMMANDS.update({name: _vectors(name) for name in ("encode", "search", "mine")})
 
 
