@@ -568,3 +568,45 @@ def test_the_page_shows_the_models_own_title_not_its_folder_name(sts_dir, tmp_pa
     assert title(title="my model") == ("model", "my model")
     card["provenance"].pop("title")
     assert title() == ("model", "model")
+
+
+def test_a_flood_of_refused_connections_is_one_log_line_per_class():
+    """asyncio logs a traceback each time accept() finds no file descriptor left (6,141 of them in one flood):
+    the first of a class is one line, the rest are counted only."""
+    import logging
+
+    from n2m.serve.connections import RejectionLog
+
+    class Kept(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    kept = Kept()
+    loggers = [logging.getLogger(name) for name in ("asyncio", "uvicorn.error")]
+    counted: list[str] = []
+    rejections = RejectionLog(counted.append)
+    rejections.install()
+    for logger in loggers:
+        logger.addHandler(kept)
+    try:
+        for _ in range(50):
+            try:
+                raise OSError(24, "Too many open files")
+            except OSError:
+                loggers[0].error("socket.accept() out of system resource\nsocket: <s>", exc_info=True)
+            loggers[1].warning("Exceeded concurrency limit.")
+        loggers[1].warning("something else")
+    finally:
+        rejections.uninstall()
+        for logger in loggers:
+            logger.removeHandler(kept)
+    assert counted.count("out_of_file_descriptors") == 50 and counted.count("max_connections") == 50
+    lines = [record.getMessage() for record in kept.records]
+    assert len(lines) == 3 and lines[2] == "something else"
+    assert all(record.exc_info is None for record in kept.records)  # no traceback
+    assert lines[0].startswith("socket.accept() out of system resource (reason out_of_file_descriptors")
+    assert "\n" not in lines[0] and 'n2m_rejected_connections_total{reason="max_connections"}' in lines[1]
