@@ -1,7 +1,7 @@
 """The `n2m` command: `fit | validate | test | predict` through LightningCLI, plus `export`.
 
 n2m fit --config recipes/korsts.yaml
-n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interrupted run
+n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interrupted run (or a SIGTERMed one)
 n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
 n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
 n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sentence1 --column text_pair=sentence2
@@ -27,14 +27,23 @@ import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, WeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from n2m.allocator import fix_mmap_threshold
 from n2m.backbones import BackboneError
-from n2m.core.callbacks import PredictionFileWriter, default_callbacks, default_loggers
+from n2m.core.callbacks import (
+    CheckpointEvery,
+    PredictionFileWriter,
+    ResumableCheckpoint,
+    default_callbacks,
+    default_loggers,
+)
 from n2m.errors import ConfigError, DataError
 from n2m.provenance import machine_description, today
 from n2m.registry import SHAPES, get_shape
 from n2m.report import report_part, write_report
+
+EXIT_INTERRUPTED = 75  # sysexits' EX_TEMPFAIL: stopped before the end, resumable; run it again
 
 
 class N2MCLI(LightningCLI):
@@ -66,6 +75,13 @@ class N2MCLI(LightningCLI):
             help="fit: without a terminal (a log file, CI), print a line every N optimizer steps (step, loss, speed, "
             "time left) instead of a progress bar; 0: none",
         )
+        parser.add_argument(
+            "--checkpoint_every",
+            type=CheckpointEvery,
+            default=CheckpointEvery(),
+            help="fit: write a resumable <root>/checkpoints/last.ckpt every `minutes` of training and/or every "
+            "`steps` optimizer steps (null: off), besides each epoch's end and SIGTERM",
+        )
 
     def setting(self, key: str, config: Any = None) -> Any:
         """A value of this subcommand's parsed (or instantiated) config."""
@@ -77,10 +93,15 @@ class N2MCLI(LightningCLI):
         root = config.get("default_root_dir") or os.getcwd()
         callbacks = list(config.get("callbacks") or [])
         refuse_averaged_buffers(self.setting("trainer").get("callbacks"))
+        every = self.setting("checkpoint_every", self.config_init)
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             has_bar = any(isinstance(c, ProgressBar) for c in callbacks) or config.get("enable_progress_bar") is False
             lines = self.setting("progress_every")
-            kwargs["callbacks"] = callbacks + default_callbacks(self.model, root, not has_bar, progress_every=lines)
+            kwargs["callbacks"] = callbacks + default_callbacks(
+                self.model, root, not has_bar, every, progress_every=lines
+            )
+        elif not any(isinstance(c, ResumableCheckpoint) for c in callbacks):  # a recipe's own checkpoints
+            kwargs["callbacks"] = [*callbacks, ResumableCheckpoint(os.path.join(root, "checkpoints"), every)]
         if config.get("logger") in (None, True):
             kwargs["logger"] = default_loggers(root)
         return super().instantiate_trainer(**kwargs)
@@ -336,6 +357,10 @@ def main(argv: list[str] | None = None) -> None:
         # bad input is the user's to fix: a clear message, not a traceback
         print(f"n2m: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SIGTERMException:
+        # a scheduler's notice: last.ckpt was written (ResumableCheckpoint); not 0, since the run is unfinished
+        print("n2m: stopped by SIGTERM; continue with the same command and `--ckpt_path last`", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":

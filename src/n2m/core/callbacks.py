@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import (
     BasePredictionWriter,
     Callback,
+    Checkpoint,
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
@@ -21,17 +25,119 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from n2m.core.rows import write_rows
 from n2m.core.task import BaseTask
 
+RNG_KEY = "n2m_rng"
+
+
+@dataclass
+class CheckpointEvery:
+    """How often a fit writes a resumable `last.ckpt` within an epoch (the recipe's `checkpoint_every:`): every
+    `minutes` of training and/or every `steps` optimizer steps, whichever comes first; None turns one off. Every
+    epoch's end writes one too, and so does SIGTERM."""
+
+    minutes: float | None = 10.0
+    steps: int | None = None
+
+
+def rng_state() -> dict[str, Any]:
+    """The global random state of torch (and CUDA), numpy and Python, as plain values and tensors, so checkpoints
+    still load with `weights_only=True`."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, state, python_gauss = random.getstate()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": [kind, torch.from_numpy(keys.astype(np.int64)),
+            pos, has_gauss, gauss], "python": [version, list(state), python_gauss]}  # fmt: skip
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, values, python_gauss = state["python"]
+    random.setstate((version, tuple(values), python_gauss))
+
+
+class ResumableCheckpoint(Checkpoint):
+    """Writes `<dirpath>/last.ckpt` within epochs (`CheckpointEvery`) and when SIGTERM arrives (then stops the
+    fit: `n2m fit` exits 75), so an interrupted run loses at most that interval; puts the random state in every
+    checkpoint and restores it on resume, so dropout draws what the uninterrupted run drew. The data order's
+    position rides in the DataModule's state (`ShapeDataModule.state_dict`). Lightning writes atomically (a
+    temporary file, then a rename), so a kill while saving leaves the previous `last.ckpt` whole. A `Checkpoint`,
+    so Lightning runs it after the other callbacks, whose state it saves."""
+
+    def __init__(self, dirpath: str | Path, every: CheckpointEvery | None = None) -> None:
+        self.path = str(Path(dirpath) / "last.ckpt")
+        self.every = every or CheckpointEvery()
+        self.saved_at = 0.0
+        self.step_seen = -1
+        self.started = False
+        self.stopped = False
+        self.pending_rng: dict[str, Any] | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Not at load time: the sanity check and the loaders come between, and the state must be the one the
+        # uninterrupted run had at its next training step.
+        if self.pending_rng is not None:
+            set_rng_state(self.pending_rng)
+            self.pending_rng = None
+        self.saved_at, self.step_seen, self.started = time.monotonic(), trainer.global_step, True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        step = trainer.global_step
+        if step == self.step_seen:  # between the batches of an accumulated step nothing resumable exists
+            return
+        self.step_seen = step
+        # One process alone decides on SIGTERM; under DDP Lightning shares it and raises on every rank, and
+        # `on_exception` saves (a save is collective: every rank must call it).
+        sigterm = trainer.world_size == 1 and trainer.received_sigterm
+        steps, minutes = self.every.steps, self.every.minutes
+        due = bool(steps and step % steps == 0) or bool(minutes and time.monotonic() - self.saved_at >= 60 * minutes)
+        if trainer.world_size > 1:
+            due = trainer.strategy.broadcast(due)  # the clocks of the ranks differ
+        if due or sigterm:
+            self.save(trainer)
+        if sigterm:
+            self.stopped = True
+            raise SIGTERMException
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """SIGTERM met elsewhere (validation, the end of an epoch, another rank): save where training stands.
+        Other exceptions save nothing: a step that failed halfway is no state to resume from."""
+        if isinstance(exception, SIGTERMException) and self.started and not self.stopped:
+            self.stopped = True
+            self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self.saved_at = time.monotonic()
+        rank_zero_info(f"resumable checkpoint at step {trainer.global_step}: {self.path}")
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            checkpoint[RNG_KEY] = self.pending_rng or rng_state()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.pending_rng = checkpoint.get(RNG_KEY)
+
 
 def default_callbacks(
-    task: BaseTask, root_dir: str | Path, progress_bar: bool = True, progress_every: int = 50
+    task: BaseTask,
+    root_dir: str | Path,
+    progress_bar: bool = True,
+    checkpoint_every: CheckpointEvery | None = None,
+    progress_every: int = 50,
 ) -> list[Callback]:
     """Best and last checkpoints in `<root>/checkpoints` (a fixed folder, so `--ckpt_path last` finds the
-    previous run's last checkpoint), early stopping on the task's main metric if asked, LR logging."""
+    previous run's last checkpoint), `last.ckpt` also within epochs and on SIGTERM (`ResumableCheckpoint`), early
+    stopping on the task's main metric if asked, LR logging."""
     metric, mode = task.main_metric, task.main_mode
     callbacks: list[Callback] = [
         ModelCheckpoint(
@@ -44,6 +150,7 @@ def default_callbacks(
         # Its own callback: `save_last` above writes last.ckpt only in epochs that also beat the best, so a run
         # interrupted after a worse epoch would resume from an older one.
         ModelCheckpoint(dirpath=os.path.join(root_dir, "checkpoints"), filename="last", enable_version_counter=False),
+        ResumableCheckpoint(os.path.join(root_dir, "checkpoints"), checkpoint_every),
         LearningRateMonitor(logging_interval="step"),
     ]
     patience = task.optimization.early_stopping_patience

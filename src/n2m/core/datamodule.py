@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from n2m.backbones import resolve_backbone, trimmed_backbone
 from n2m.core.card import Encoding, ModelCard
-from n2m.core.samplers import LengthGroupedSampler, SortedByLengthSampler
+from n2m.core.samplers import LengthGroupedSampler, ShuffledSampler, SortedByLengthSampler
 from n2m.core.splits import carve
 from n2m.core.token_cache import cached_tokens
 from n2m.errors import DataError
@@ -77,6 +78,34 @@ class EncodedDataset(Dataset):
         return item
 
 
+class ResumingLoader(DataLoader):
+    """A DataLoader whose first pass starts `skip` batches in: a run resumed mid-epoch takes up the epoch's
+    order where the checkpoint left it. The skipped batches are drawn and dropped (cheap: the data is encoded
+    in memory), after Lightning's DDP sampler has split the order, so each rank skips its own share."""
+
+    def __init__(self, *args: Any, skip: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skip = skip
+
+    def __iter__(self) -> Any:
+        iterator = super().__iter__()
+        skip, self.skip = self.skip, 0  # the first pass only: the next epoch starts at its beginning
+        for _ in range(skip):
+            next(iterator)
+        return iterator
+
+
+def train_position(trainer: L.Trainer) -> dict[str, int]:
+    """The epoch being trained and how many of its batches were trained (not fetched: workers and Lightning
+    fetch ahead); an epoch whose batches are all trained is position 0 of the next."""
+    loop = trainer.fit_loop
+    epoch = max(loop.epoch_progress.current.started - 1, 0)
+    batches = loop.epoch_loop.batch_progress.current.processed
+    if batches >= trainer.num_training_batches:
+        epoch, batches = epoch + 1, 0
+    return {"epoch": epoch, "batches": batches}
+
+
 class ShapeDataModule(L.LightningDataModule):
     """Base of the shapes' DataModules. Their hparams hold at least `backbone`, `trim_vocab`, `vocab_corpus`,
     `batch_size`, `eval_batch_size`, `group_by_length`, `num_workers`, `split_seed` and `cache_tokens`."""
@@ -85,6 +114,7 @@ class ShapeDataModule(L.LightningDataModule):
         super().__init__()
         self.datasets: dict[str, Dataset] = {}
         self.examples: dict[str, list[Any]] = {}
+        self.train_start = {"epoch": 0, "batches": 0}  # where the next training loader starts (see state_dict)
 
     # ---- hooks a shape fills in ---------------------------------------------------------------------------
     @property
@@ -184,12 +214,28 @@ class ShapeDataModule(L.LightningDataModule):
         return cached_tokens(self.tokenizer, key, encode) if self.hparams.cache_tokens else encode()
 
     # ---- loaders ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint of a fit: the training order's position, so a resumed run sees exactly the
+        batches an uninterrupted one would (the order is a function of `split_seed` and the epoch)."""
+        if self.trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        return {"train_order": train_position(self.trainer)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restored before `train_dataloader` is asked for, which builds the order from this position."""
+        self.train_start = dict(state_dict.get("train_order") or self.train_start)
+
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
         h = self.hparams
-        grouped = LengthGroupedSampler(data.lengths, h.batch_size, seed=h.split_seed)  # type: ignore[attr-defined]
-        sampler = grouped if h.group_by_length else torch.utils.data.RandomSampler(data)
-        return self.loader(data, h.batch_size, sampler)
+        start, self.train_start = self.train_start, {"epoch": 0, "batches": 0}
+        epoch = start["epoch"]
+        if h.group_by_length:
+            lengths = data.lengths  # type: ignore[attr-defined]
+            sampler: Any = LengthGroupedSampler(lengths, h.batch_size, seed=h.split_seed, epoch=epoch)
+        else:
+            sampler = ShuffledSampler(len(data), seed=h.split_seed, epoch=epoch)  # type: ignore[arg-type]
+        return self.loader(data, h.batch_size, sampler, skip=start["batches"])
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_loader("val")
@@ -200,10 +246,13 @@ class ShapeDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.eval_loader("predict")
 
-    def loader(self, data: Dataset, batch_size: int, sampler: Any) -> DataLoader:
+    def loader(self, data: Dataset, batch_size: int, sampler: Any, skip: int = 0) -> DataLoader:
         workers = self.hparams.num_workers
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=self.collate,
-                          num_workers=workers, persistent_workers=workers > 0)  # fmt: skip
+        # Its own generator: starting a pass then draws no number from torch's global one, so dropout after a
+        # resume draws what it would have drawn (the callbacks restore that state; n2m.core.callbacks).
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
+        return ResumingLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=self.collate, skip=skip,
+                              num_workers=workers, persistent_workers=workers > 0, generator=generator)  # fmt: skip
 
     def eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:

@@ -17,12 +17,14 @@ class LengthGroupedSampler(Sampler[int]):
     (neighbours go to different ranks, which keeps each rank's batches length-homogeneous).
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_factor: int = 50) -> None:
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_factor: int = 50, epoch: int = 0
+    ) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.mega = batch_size * mega_factor
-        self.epoch = 0
+        self.epoch = epoch  # a resumed run starts at its checkpoint's epoch (the order is a function of both)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -40,6 +42,27 @@ class LengthGroupedSampler(Sampler[int]):
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         for b in torch.randperm(len(batches), generator=generator).tolist():
             yield from batches[b]
+
+
+class ShuffledSampler(Sampler[int]):
+    """A fresh random order each epoch, a function of `seed` and the epoch alone (not of the global random state,
+    as `RandomSampler`'s is), so a resumed run can rebuild the order of the epoch it was stopped in."""
+
+    def __init__(self, size: int, seed: int = 0, epoch: int = 0) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        yield from torch.randperm(self.size, generator=generator).tolist()
 
 
 class SortedByLengthSampler(Sampler[int]):
