@@ -138,7 +138,9 @@ def test_predict_refuses_exports_where_checkpoints_go_and_broken_folders(tmp_pat
 
 
 def test_resume_after_interrupt(tiny_backbone, korsts_slice, tmp_path):
-    """A run that dies in epoch 2 resumes from `last` and ends where an uninterrupted run would."""
+    """A run that dies of an exception in epoch 2 saves nothing then (a half-done step is no state to resume
+    from), resumes from the end of epoch 1 and finishes. Killed mid-epoch after a periodic checkpoint, with the
+    weights compared against an uninterrupted run: tests/test_resume.py."""
     root = tmp_path / "run"
     steps_per_epoch = 8  # 64 rows / batch 8
     crash = json.dumps({"class_path": "helpers.CrashAtStep", "init_args": {"step": steps_per_epoch + 3}})
