@@ -31,19 +31,35 @@ def reason_of(record: logging.LogRecord) -> str | None:
     return None
 
 
-class RejectionLog(logging.Filter):
-    """A filter on uvicorn's and asyncio's loggers; `count(reason)` is called for every rejection."""
+class OncePerClass(logging.Filter):
+    """The one filter on uvicorn's and asyncio's loggers, shared by the apps running in this process (a test
+    runs several): each rejection is counted by every app, and its class logged once while any app runs."""
 
-    def __init__(self, count: Callable[[str], None]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.count = count
+        self.apps: list[RejectionLog] = []
         self.logged: set[str] = set()
+
+    def add(self, app: RejectionLog) -> None:
+        if not self.apps:
+            self.logged.clear()
+            for name in LOGGERS:
+                logging.getLogger(name).addFilter(self)
+        self.apps.append(app)
+
+    def discard(self, app: RejectionLog) -> None:
+        if app in self.apps:
+            self.apps.remove(app)
+        if not self.apps:
+            for name in LOGGERS:
+                logging.getLogger(name).removeFilter(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
         reason = reason_of(record)
         if reason is None:
             return True
-        self.count(reason)
+        for app in self.apps:
+            app.count(reason)
         if reason in self.logged:
             return False
         self.logged.add(reason)
@@ -57,13 +73,21 @@ class RejectionLog(logging.Filter):
         record.exc_text = None
         return True
 
+
+ONCE_PER_CLASS = OncePerClass()
+
+
+class RejectionLog:
+    """One app's share of `OncePerClass`: `count(reason)` is called for every rejection while installed."""
+
+    def __init__(self, count: Callable[[str], None]) -> None:
+        self.count = count
+
     def install(self) -> None:
-        for name in LOGGERS:
-            logging.getLogger(name).addFilter(self)
+        ONCE_PER_CLASS.add(self)
 
     def uninstall(self) -> None:
-        for name in LOGGERS:
-            logging.getLogger(name).removeFilter(self)
+        ONCE_PER_CLASS.discard(self)
 
 
 class SilentConnectionsClose(H11Protocol):
