@@ -61,6 +61,7 @@ def test_encode_matches_sentence_transformers(minilm: SequencePredictor) -> None
     np.testing.assert_allclose(minilm.encode(SENTENCES), theirs, atol=1e-5)
 
 
+@pytest.mark.e2e  # loads e5-small (118M parameters)
 def test_e5_prefixes() -> None:
     e5 = SequencePredictor.from_backbone("e5-small")
     assert e5.card.encoding.text_prefix == "query: " and e5.card.settings["passage_prefix"] == "passage: "
