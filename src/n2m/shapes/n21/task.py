@@ -32,6 +32,8 @@ class SequenceTask(BaseTask):
         dropout: before the head.
         temperature: retrieval: cosines are divided by it before the softmax (0.05: sentence-transformers' scale 20).
         symmetric: retrieval: add the passage → query direction to the loss.
+        monitor: the validation metric that chooses the checkpoint (and stops early), one the objective reports
+            (classification: `accuracy` or `f1_macro`, for classes of unequal size); default `MAIN_METRIC`'s.
         optimization: learning rates, schedule, freezing, warm start (`n2m.core.task.Optimization`).
 
     A retrieval task is validated and tested by ranking: each held-out query against its split's corpus, scored
@@ -50,6 +52,7 @@ class SequenceTask(BaseTask):
         dropout: float = 0.1,
         temperature: float = 0.05,
         symmetric: bool = False,
+        monitor: str | None = None,
         optimization: Optimization | None = None,
     ) -> None:
         super().__init__()
@@ -72,10 +75,13 @@ class SequenceTask(BaseTask):
         )
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
-        self.main_metric = f"val/{MAIN_METRIC[objective]}"
         self.split_metrics = torch.nn.ModuleDict(
             {split: build_metrics(objective, num_labels).clone(prefix=f"{split}/") for split in ("val", "test")}  # type: ignore[arg-type]
         )
+        reported = list(self.split_metrics["val"].keys(keep_base=True))
+        if monitor is not None and monitor not in reported:
+            raise ValueError(f"monitor {monitor!r}: a {objective} task reports {reported}")
+        self.main_metric = f"val/{monitor or MAIN_METRIC[objective]}"
         # retrieval: vectors of a ranked split's queries and passages, gathered over its batches
         self.ranked: dict[str, dict[str, list[Any]]] = {}
         self.prepare_weights()
