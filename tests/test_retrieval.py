@@ -91,6 +91,9 @@ def test_retrieval_trains_ranks_and_exports(tmp_path: Path) -> None:
             t for ex in (data.examples["train"][i] for i in batch["index"].tolist()) for t in (ex.text, ex.text_pair)
         ]
         assert len(texts) == len(set(texts))
+    order = [b["index"].tolist() for b in data.train_dataloader()]
+    data.load_state_dict({"train_order": {"epoch": 0, "batches": 1}})  # a run resumed after its first batch
+    assert [b["index"].tolist() for b in data.train_dataloader()] == order[1:]
     trainer.fit(task, datamodule=data)
     after = trainer.validate(task, datamodule=data, verbose=False)[0]
     assert after["val/loss"] < before["val/loss"]

@@ -246,13 +246,16 @@ class ShapeDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.eval_loader("predict")
 
-    def loader(self, data: Dataset, batch_size: int, sampler: Any, skip: int = 0) -> DataLoader:
+    def loader(self, data: Dataset, batch_size: int | None, sampler: Any, skip: int = 0) -> DataLoader:
+        """A loader over `sampler`'s order in batches of `batch_size`; `batch_size=None`: `sampler` yields whole
+        batches (a shape's own batching, e.g. N21 retrieval's)."""
         workers = self.hparams.num_workers
+        batching = {"batch_size": batch_size, "sampler": sampler} if batch_size else {"batch_sampler": sampler}
         # Its own generator: starting a pass then draws no number from torch's global one, so dropout after a
         # resume draws what it would have drawn (the callbacks restore that state; n2m.core.callbacks).
         generator = torch.Generator().manual_seed(self.hparams.split_seed)
-        return ResumingLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=self.collate, skip=skip,
-                              num_workers=workers, persistent_workers=workers > 0, generator=generator)  # fmt: skip
+        return ResumingLoader(data, **batching, collate_fn=self.collate, skip=skip, num_workers=workers,
+                              persistent_workers=workers > 0, generator=generator)  # fmt: skip
 
     def eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from n2m.core.batching import pad_sequences
 from n2m.core.card import MAX_LENGTH, Encoding
-from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
+from n2m.core.datamodule import DataSpec, EncodedDataset, ResumingLoader, ShapeDataModule
 from n2m.core.splits import kfold
 from n2m.errors import ConfigError, DataError
 from n2m.shapes.n21.encoding import Features, PairEncoding, collate_features, encode_texts, feature_length
@@ -221,12 +221,11 @@ class TextDataModule(ShapeDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.hparams.objective != "retrieval":
             return super().train_dataloader()
-        h = self.hparams
-        base = super().train_dataloader().sampler  # length-grouped (or random) order
+        shared = super().train_dataloader()  # the length-grouped (or shuffled) order, and where a resume starts
+        assert isinstance(shared, ResumingLoader)
         keys = [{ex.text, ex.text_pair} for ex in self.examples["train"]]
-        batches = DistinctKeysBatchSampler(base, keys, h.batch_size)
-        return DataLoader(self.datasets["train"], batch_sampler=batches, collate_fn=self.collate,
-                          num_workers=h.num_workers, persistent_workers=h.num_workers > 0)  # fmt: skip
+        batches = DistinctKeysBatchSampler(shared.sampler, keys, self.hparams.batch_size)
+        return self.loader(self.datasets["train"], None, batches, skip=shared.skip)
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         if len(items[0]["features"]) == 1 and self.hparams.objective == "retrieval":
@@ -339,6 +338,11 @@ class DistinctKeysBatchSampler(Sampler[list[int]]):
             batch, used = [], set()
         if batch:
             yield batch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning sets the epoch on a loader's batch sampler: the order beneath is what depends on it."""
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
         return self.batches(self.base)
