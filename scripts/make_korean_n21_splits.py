@@ -1,14 +1,16 @@
 """Write the fixed splits of the Korean N21 suite's classification recipes (run once; the output is committed).
+The sources' CSV-style quoting is read, and the splits are written unquoted (as n2m reads a TSV, a `"` is text).
 Every split is carved by `n2m.core.splits.carve` (the rule every shape uses) over *groups*, sorted then seeded:
 a text, normalized (NFC, case, spacing and punctuation ignored), never lands in two splits.
 
-data/korean_hate_speech/splits/{train,val}.tsv      (recipes/ko-hate-speech.yaml)
+data/korean_hate_speech/splits/{train,val,test}.tsv      (recipes/ko-hate-speech.yaml)
     The source gives train (7,896) and dev (471; its test labels are withheld): 10% of train, by comment,
-    validates; dev is the test split, read as it is. A train comment that is also in dev is dropped.
+    validates; dev, every row, is the test split. A train comment that is also in dev is dropped.
 data/korean_question_pair/pairs/{train,val,test}.tsv      (recipes/ko-question-pair-cls.yaml)
     The source's own splits, labels named: is_duplicate 0 is "same" (the source README: 같은 질문 0, 다른 질문 1;
     identical pairs carry 0), 1 is "different". Pairs of one question with itself are dropped (nothing to
-    learn or test); so is a validation or test pair that is also a training pair, in either order.
+    learn or test); so is a validation pair also in train and a test pair also in train or validation, in either
+    order.
 data/klue_nli/splits/{train,val,test}.tsv      (recipes/klue-nli.yaml)
     KLUE-NLI's dev file (3,000 pairs; the train file is not bundled), split 80/10/10 by premise: the three
     hypotheses written for one premise stay together, so no premise (and no pair) is in two splits.
@@ -50,16 +52,17 @@ def clean(text: str) -> str:
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:
+    """The sources' TSVs are quoted as CSV is (`"a ""b"" c"`): read so, quotes inside a text are its own."""
     with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def write_tsv(path: Path, header: list[str], rows: Sequence[Sequence[str]]) -> None:
+    """Unquoted, as n2m reads a TSV (a `"` is text): `clean` leaves no tab or line break inside a text."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(header)
-        writer.writerows(rows)
+    lines = ["\t".join(header), *("\t".join(row) for row in rows)]
+    assert all(len(line.split("\t")) == len(header) for line in lines), path
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{path.relative_to(ROOT)}: {len(rows)} rows")
 
 
@@ -80,27 +83,27 @@ def split_groups(
 def hate_speech() -> None:
     source = ROOT / "data/korean_hate_speech"
     header = ["comments", "contain_gender_bias", "bias", "hate"]
-    dev = {text_key(r["comments"]) for r in read_tsv(source / "dev.tsv")}
-    train = [[clean(r["comments"]), r["contain_gender_bias"], r["bias"], r["hate"]]
-             for r in read_tsv(source / "train.tsv") if text_key(r["comments"]) not in dev]  # fmt: skip
-    parts = split_groups(train, lambda r: text_key(r[0]), 0.0, 0.1)
-    for name in ("train", "val"):
-        write_tsv(source / "splits" / f"{name}.tsv", header, parts[name])
+    read = {name: [[clean(r["comments"]), r["contain_gender_bias"], r["bias"], r["hate"]]
+                   for r in read_tsv(source / f"{name}.tsv")] for name in ("train", "dev")}  # fmt: skip
+    dev = {text_key(r[0]) for r in read["dev"]}
+    parts = split_groups([r for r in read["train"] if text_key(r[0]) not in dev], lambda r: text_key(r[0]), 0.0, 0.1)
+    for name, rows in (("train", parts["train"]), ("val", parts["val"]), ("test", read["dev"])):
+        write_tsv(source / "splits" / f"{name}.tsv", header, rows)
 
 
 def question_pairs() -> None:
     source = ROOT / "data/korean_question_pair"
-    train_pairs: set[frozenset[str]] = set()
+    earlier: set[frozenset[str]] = set()  # the pairs of the splits written before this one
     for name, file in (("train", "train.txt"), ("val", "validation.txt"), ("test", "test.txt")):
-        rows = []
+        rows, pairs = [], set()
         for r in read_tsv(source / file):
             q1, q2 = clean(r["question1"]), clean(r["question2"])
             pair = frozenset((text_key(q1), text_key(q2)))
-            if len(pair) == 1 or (name != "train" and pair in train_pairs):
+            if len(pair) == 1 or pair in earlier:
                 continue
-            if name == "train":
-                train_pairs.add(pair)
+            pairs.add(pair)
             rows.append((q1, q2, PAIR_LABELS[r["is_duplicate"].strip()]))
+        earlier |= pairs
         write_tsv(source / "pairs" / f"{name}.tsv", ["question1", "question2", "label"], list(dict.fromkeys(rows)))
 
 

@@ -8,6 +8,7 @@ n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sen
 n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8] [--vocab trained]
 n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
 n2m report runs/korsts                                        # report.html: curves, test predictions in pictures
+n2m bench [--quick] [--override data.backbone=minilm-l6]      # every Korean recipe → one leaderboard (n2m.bench)
 n2m encode | search | mine MODEL ...                          # sentence vectors (n2m.shapes.n21.search)
 """
 
@@ -311,7 +312,14 @@ def _report(argv: list[str]) -> None:
     print(f"report written to {write_report(args.run_dir)}")
 
 
+def _bench(argv: list[str]) -> None:
+    from n2m.bench import main as bench
+
+    bench(argv)
+
+
 COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold, "serve": _serve, "report": _report}
+COMMANDS["bench"] = _bench  # `n2m bench`: a suite of recipes → one leaderboard (n2m.bench)
 COMMANDS.update({name: _vectors(name) for name in ("encode", "search", "mine")})
 
 
