@@ -1,11 +1,18 @@
 """`create_app(predictor)`: the FastAPI app that serves one exported model (any shape).
 
-POST /v1/predict   one input or a list → {"predictions": [...]} (schema from the model's n2m.json)
-POST /v1/stream    one input → server-sent events, for predictors that can `stream(input)` (generation)
-GET  /v1/model     what is served: name, title, shape, task, inputs, labels, backbone, version, limits
-GET  /healthz      liveness and queue depth
-GET  /metrics      Prometheus text: requests, latency, batch sizes, queue depth
-GET  /             the web page (static HTML/CSS/JS shipped in the package, laid out from /v1/model)
+POST /v1/predict     one input or a list → {"predictions": [...]} (schema from the model's n2m.json)
+POST /v1/stream      one input → server-sent events, for predictors that can `stream(input)` (generation)
+POST /v1/embeddings  OpenAI's request and answer: unit sentence vectors (a model with a vector per text)
+POST /v1/rerank      a query and documents → [{"index", "score"}] best first (TEI's shape; cosine, or a pair score)
+POST /v1/search      a query → the nearest documents of the corpus loaded at start-up (`create_app(corpus=...)`)
+GET  /v1/model       what is served: name, title, shape, task, inputs, labels, backbone, version, limits, endpoints
+GET  /healthz        liveness and queue depth
+GET  /metrics        Prometheus text: requests, latency, batch sizes, queue depth
+GET  /, /search      the web page (static HTML/CSS/JS shipped in the package, laid out from /v1/model)
+
+An endpoint the model cannot answer (embeddings from a cross-encoder, search without a corpus) is left out of
+the OpenAPI document and answered 404 with the reason. Every model input, from any endpoint, goes through the
+one micro-batcher (tagged `Work`), so the limits, the queue and the 4xx rules are the same everywhere.
 
 Every error is answered as `{"error": "<field>: <what is wrong>"}` (`ErrorResponse`): a body that breaks the
 schema with 422, one over the byte limit with 413, one that does not arrive in time with 408, a full queue with
@@ -17,14 +24,16 @@ schema with 422, one over the byte limit with 413, one that does not arrive in t
 # built at run time from the model's schema
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -35,13 +44,89 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from n2m import __version__
 from n2m.serve.batching import MicroBatcher, QueueFull
 from n2m.serve.connections import RejectionLog
+from n2m.serve.corpus import MAX_TOP_K, Corpus
 from n2m.serve.limits import BodySizeLimit, Limits
 from n2m.serve.metrics import RequestMetrics, ServerMetrics
-from n2m.serve.schemas import ModelView, api_models, input_fields, model_view, output_type
+from n2m.serve.schemas import (
+    EmbeddingsResponse,
+    ModelView,
+    RerankResult,
+    SearchResponse,
+    api_models,
+    input_fields,
+    model_view,
+    output_type,
+    vector_models,
+)
 
 log = logging.getLogger("n2m.serve")
 STATIC = "static"
-TAGS = ("one", "many")  # union branches of `inputs` (see schemas.api_models), left out of error paths
+# union branches (see schemas.api_models and vector_models), left out of error paths
+TAGS = ("one", "many", "with_documents", "with_texts")
+LISTS = {"inputs": "inputs", "input": "inputs", "documents": "documents", "texts": "documents"}
+WorkKind = Literal["predict", "query", "passage"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """One input for the model, from any endpoint: `predict` (an input as /v1/predict takes it) or a text to
+    encode as a `query` or a `passage` (the prefix differs for e5-style models)."""
+
+    kind: WorkKind
+    item: Any
+
+
+def run_work(predictor: Any, batch_size: int) -> Callable[[list[Work]], list[Any]]:
+    """One micro-batch of mixed work → results in order: each kind in one call (longest-first batching inside)."""
+
+    def run(works: list[Work]) -> list[Any]:
+        results: list[Any] = [None] * len(works)
+        for kind in ("predict", "query", "passage"):
+            positions = [i for i, work in enumerate(works) if work.kind == kind]
+            if not positions:
+                continue
+            items = [works[i].item for i in positions]
+            if kind == "predict":
+                done = predictor.predict(items, batch_size=batch_size)
+            else:
+                done = list(predictor.encode(items, batch_size, kind=kind))
+            for i, result in zip(positions, done, strict=True):
+                results[i] = result
+        return results
+
+    return run
+
+
+def vector_length(predictor: Any, info: dict[str, Any]) -> tuple[int | None, str]:
+    """The length of the model's sentence vectors, or None and why it has none (the 404's message)."""
+    what = f"this model ({info.get('shape')} {info.get('task')})"
+    gives = getattr(predictor, "gives_vectors", None)  # an N21 predictor's answer; other shapes have none
+    if gives is None or not callable(getattr(predictor, "encode", None)):
+        return None, f"{what} gives no sentence vectors"
+    if not gives:
+        return None, (f"{what} is a cross-encoder: it reads both texts of a pair together and has no vector per "
+                      "text; score pairs with /v1/predict or /v1/rerank, or serve a bi-encoder")  # fmt: skip
+    try:  # one short text: the backend says if it cannot (an ONNX file exported without the vectors)
+        probe = predictor.encode(["a"], kind="query")
+    except ValueError as err:
+        return None, f"{what}: {err}"
+    return int(probe.shape[1]), ""
+
+
+def rerank_mode(predictor: Any, info: dict[str, Any], fields: list[str], vectors: bool) -> tuple[str | None, str]:
+    """`cosine` (a model with sentence vectors), `pair` (a cross-encoder giving a pair one score) or None and why."""
+    if vectors:
+        return "cosine", ""
+    if len(fields) == 2 and info.get("task") in ("regression", "retrieval"):
+        return "pair", ""
+    return None, (f"this model ({info.get('shape')} {info.get('task')}, inputs {fields}) gives neither sentence "
+                  "vectors nor one score per pair of texts, so it cannot rank documents")  # fmt: skip
+
+
+def vector_json(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    """float32 values as JSON numbers (exact), or their little-endian bytes in base64, as OpenAI sends them."""
+    values = np.asarray(vector, dtype="<f4")
+    return base64.b64encode(values.tobytes()).decode("ascii") if encoding_format == "base64" else values.tolist()
 
 
 class ErrorDetail(BaseModel):
@@ -70,11 +155,13 @@ def create_app(
     limits: Limits | None = None,
     max_batch_size: int = 32,
     max_wait_ms: float = 5.0,
+    corpus: Corpus | None = None,
 ) -> FastAPI:
-    """An app around any `Predictor` (anything with `.info` and `.predict(list) -> list`; `.stream` optional).
+    """An app around any `Predictor` (anything with `.info` and `.predict(list) -> list`; `.stream` optional;
+    `.encode(texts, batch_size, kind=...)` and `.gives_vectors` for embeddings, rerank by cosine and search).
 
     `name` names the model in /metrics (the folder's name); `title`, shown on the page, is the card's
-    `provenance.title` unless given, else the name.
+    `provenance.title` unless given, else the name. `corpus` (`serve.corpus.encode_corpus`) adds /v1/search.
     """
     limits = limits or Limits()
     if limits.max_queue < limits.max_inputs:
@@ -86,6 +173,18 @@ def create_app(
     models = api_models(fields, output_type(predictor), limits)
     max_tokens = view.limits.get("max_tokens", 0)  # how much of a text the model reads
     counts = bool(max_tokens) and callable(getattr(predictor, "token_counts", None))
+    dimensions, no_vectors = vector_length(predictor, info)
+    ranking, no_ranking = rerank_mode(predictor, info, fields, dimensions is not None)
+    if corpus is not None and dimensions is None:
+        raise ValueError(f"a corpus needs sentence vectors, and {no_vectors}")
+    vmodels = vector_models(limits, dimensions, MAX_TOP_K)
+    view.embedding_dimensions = dimensions
+    view.endpoints = ["/v1/predict", *(["/v1/stream"] if streaming else [])]
+    view.endpoints += [*(["/v1/embeddings"] if dimensions else []), *(["/v1/rerank"] if ranking else [])]
+    if corpus is not None:
+        view.endpoints.append("/v1/search")
+        view.corpus = {"source": corpus.source, "documents": len(corpus)}
+        view.limits["max_top_k"] = MAX_TOP_K
 
     async def truncated(inputs: list[Any]) -> list[int]:
         """Positions of the inputs longer than the model reads (tokenized off the event loop)."""
@@ -94,9 +193,20 @@ def create_app(
         lengths = await asyncio.get_running_loop().run_in_executor(None, predictor.token_counts, inputs)
         return [i for i, n in enumerate(lengths) if n > max_tokens]
 
+    async def text_tokens(texts: list[str], kind: WorkKind) -> list[int]:
+        """Uncut token counts of texts encoded alone (prefix included), off the event loop; [] if unknown."""
+        count = getattr(predictor, "text_token_counts", None)
+        if not callable(count):
+            return []
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: count(texts, kind))
+
+    async def over_limit(texts: list[str], kind: WorkKind) -> list[int]:
+        """Positions of the texts (encoded alone) longer than the model reads."""
+        return [i for i, n in enumerate(await text_tokens(texts, kind)) if n > (max_tokens or n)]
+
     metrics = ServerMetrics(view.name, view.shape, backend)
     batcher = MicroBatcher(
-        lambda inputs: predictor.predict(inputs, batch_size=max_batch_size),
+        run_work(predictor, max_batch_size),
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         max_queue=limits.max_queue,
@@ -148,11 +258,9 @@ def create_app(
         # single-text models take the string itself, which every shape's predictor accepts
         return getattr(item, fields[0]) if len(fields) == 1 else item.model_dump()
 
-    @app.post("/v1/predict", response_model=models.response, responses=errors, tags=["model"])
-    async def predict(body: models.request, request: Request) -> Response:  # type: ignore[valid-type]
-        items = body.inputs if isinstance(body.inputs, list) else [body.inputs]
-        inputs = [as_predictor_input(item) for item in items]
-        submission = asyncio.ensure_future(batcher.submit(inputs))
+    async def queued(works: list[Work], request: Request) -> list[Any] | Response:
+        """The results of one request's work, or the response that ends it (499, 503, 422)."""
+        submission = asyncio.ensure_future(batcher.submit(works))
         gone = asyncio.ensure_future(client_gone(request))
         await asyncio.wait({submission, gone}, return_when=asyncio.FIRST_COMPLETED)
         gone.cancel()
@@ -161,15 +269,102 @@ def create_app(
             metrics.rejected.labels(reason="client_gone").inc()
             return Response(status_code=499)
         try:
-            results = submission.result()
+            return submission.result()
         except QueueFull as full:
             metrics.rejected.labels(reason="queue_full").inc()
             return busy(str(full), full.retry_after)
         except ValueError as err:  # the predictor refused an input the schema let through
             metrics.rejected.labels(reason="invalid").inc()
             return JSONResponse({"error": str(err)}, status_code=422)
+
+    @app.post("/v1/predict", response_model=models.response, responses=errors, tags=["model"])
+    async def predict(body: models.request, request: Request) -> Response:  # type: ignore[valid-type]
+        items = body.inputs if isinstance(body.inputs, list) else [body.inputs]
+        inputs = [as_predictor_input(item) for item in items]
+        results = await queued([Work("predict", x) for x in inputs], request)
+        if isinstance(results, Response):
+            return results
         cut = await truncated(inputs)
         return JSONResponse({"predictions": [to_json(r) for r in results], "truncated": cut})
+
+    def unavailable(path: str, reason: str) -> None:
+        """A hidden route that says why this model has no such endpoint (404), instead of a bare Not Found."""
+
+        async def refuse() -> JSONResponse:
+            metrics.rejected.labels(reason="unavailable").inc()
+            return JSONResponse({"error": f"{path}: {reason}"}, status_code=404)
+
+        app.add_api_route(path, refuse, methods=["POST"], include_in_schema=False)
+
+    if dimensions:
+
+        @app.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=errors, tags=["vectors"])
+        async def embeddings(body: vmodels.embeddings, request: Request) -> Response:  # type: ignore[valid-type]
+            """OpenAI's embeddings API: unit-length vectors in input order (`input_type`: n2m's own, for
+            models with query and passage prefixes). A text over `max_tokens` is cut and listed in `truncated`."""
+            texts = body.input if isinstance(body.input, list) else [body.input]
+            vectors = await queued([Work(body.input_type, t) for t in texts], request)
+            if isinstance(vectors, Response):
+                return vectors
+            lengths = await text_tokens(texts, body.input_type)
+            read = sum(min(n, max_tokens or n) for n in lengths)
+            data = [{"object": "embedding", "index": i, "embedding": vector_json(v, body.encoding_format)}
+                    for i, v in enumerate(vectors)]  # fmt: skip
+            return JSONResponse({
+                "object": "list", "data": data, "model": view.name,
+                "usage": {"prompt_tokens": read, "total_tokens": read},
+                "truncated": [i for i, n in enumerate(lengths) if n > (max_tokens or n)],
+            })  # fmt: skip
+
+    else:
+        unavailable("/v1/embeddings", no_vectors)
+
+    if ranking:
+
+        @app.post("/v1/rerank", response_model=list[RerankResult], responses=errors, tags=["vectors"])
+        async def rerank(body: vmodels.rerank, request: Request) -> Response:  # type: ignore[valid-type]
+            """Documents (`documents`, or TEI's `texts`) scored against the query, best first; ties keep their
+            order. A bi-encoder scores by cosine, a cross-encoder reads each (query, document) pair."""
+            documents = getattr(body, "documents", None) or body.texts
+            if ranking == "cosine":
+                works = [Work("query", body.query)] + [Work("passage", d) for d in documents]
+            else:
+                works = [Work("predict", dict(zip(fields, (body.query, d), strict=True))) for d in documents]
+            results = await queued(works, request)
+            if isinstance(results, Response):
+                return results
+            if ranking == "cosine":
+                scores = (np.stack(results[1:]) @ results[0]).tolist()
+                marks = ["query"] if await over_limit([body.query], "query") else []
+                marks += map(str, await over_limit(documents, "passage"))
+            else:  # a pair is cut as one text
+                scores = [float(to_json(r)["score"]) for r in results]
+                marks = [str(i) for i in await truncated([work.item for work in works])]
+            order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[: body.top_n or len(documents)]
+            answer = [
+                {"index": i, "score": scores[i], **({"document": documents[i]} if body.return_documents else {})}
+                for i in order
+            ]
+            return JSONResponse(answer, headers={"X-N2M-Truncated": ",".join(marks)} if marks else None)
+
+    else:
+        unavailable("/v1/rerank", no_ranking)
+
+    if corpus is not None:
+
+        @app.post("/v1/search", response_model=SearchResponse, responses=errors, tags=["vectors"])
+        async def search(body: vmodels.search, request: Request) -> Response:  # type: ignore[valid-type]
+            """The corpus's documents nearest the query by cosine, best first (exact search)."""
+            vectors = await queued([Work("query", body.query)], request)
+            if isinstance(vectors, Response):
+                return vectors
+            loop = asyncio.get_running_loop()
+            hits = await loop.run_in_executor(None, corpus.search, vectors[0], body.top_k)
+            long_query = bool(await over_limit([body.query], "query"))
+            return JSONResponse({"hits": hits, "documents": len(corpus), "truncated": long_query})
+
+    else:
+        unavailable("/v1/search", "no corpus is loaded: start the server with `n2m serve MODEL --corpus FILE`")
 
     if streaming:
 
@@ -203,6 +398,12 @@ def create_app(
     async def page() -> FileResponse:
         return FileResponse(static_dir() / "index.html", media_type="text/html; charset=utf-8")
 
+    if corpus is not None:  # the same page, in its search mode (`/` opens in it too when a corpus is loaded)
+
+        @app.api_route("/search", methods=["GET", "HEAD"], include_in_schema=False)
+        async def search_page() -> FileResponse:
+            return FileResponse(static_dir() / "index.html", media_type="text/html; charset=utf-8")
+
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
         return FileResponse(static_dir() / "favicon.svg", media_type="image/svg+xml")
@@ -212,7 +413,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         found = exc.errors()
-        only_count = all(e.get("type") == "too_long" and field_path(tuple(e.get("loc", ()))) == "inputs" for e in found)
+        only_count = all(e.get("type") == "too_long" and field_path(tuple(e.get("loc", ()))) in LISTS for e in found)
         metrics.rejected.labels(reason="too_many_inputs" if only_count else "invalid").inc()
         body = {"error": describe_validation_errors(found), "detail": jsonable_errors(found)}
         return JSONResponse(body, status_code=422)
@@ -268,7 +469,9 @@ def to_json(result: Any) -> Any:
 def field_path(loc: tuple[Any, ...]) -> str:
     """("body", "inputs", "many", 0, "text") → "inputs[0].text"."""
     parts = list(loc[1:] if loc and loc[0] == "body" else loc)
-    if len(parts) > 1 and parts[0] == "inputs" and parts[1] in TAGS:
+    if parts and parts[0] in TAGS:  # a body that is a union itself (/v1/rerank)
+        del parts[0]
+    if len(parts) > 1 and parts[0] in LISTS and parts[1] in TAGS:
         del parts[1]
     path = ""
     for part in parts:
@@ -288,8 +491,11 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
             problem = (error.get("ctx") or {}).get("error", "")
             lines.append(f"body is not valid JSON{': ' + problem if problem else ''}")
             continue
-        if kind == "too_long" and path == "inputs":
-            message = f"too many inputs in one request: {message.removeprefix('List ')}"
+        if kind == "too_long" and path in LISTS:
+            message = f"too many {LISTS[path]} in one request: {message.removeprefix('List ')}"
+        elif kind == "literal_error" and path == "dimensions":
+            expected = (error.get("ctx") or {}).get("expected", "its own number of")
+            message = f"this model gives vectors of {expected} dimensions only; it cannot shorten them (leave it out)"
         elif kind == "string_unicode":  # an unpaired surrogate escape such as "\ud800"
             message = "not valid Unicode text (an unpaired surrogate escape?)"
         elif kind == "string_too_long":

@@ -1,4 +1,5 @@
-"""`n2m serve MODEL_DIR`: load an exported folder (PyTorch or ONNX Runtime) and serve it with uvicorn."""
+"""`n2m serve MODEL_DIR [--corpus FILE]`: load an exported folder (PyTorch or ONNX Runtime) and serve it with
+uvicorn; with a corpus, its passage vectors are encoded once at start-up for /v1/search and the search page."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = Limits()
     parser = argparse.ArgumentParser(
         prog="n2m serve",
-        description="Serve an exported model folder: JSON API (/v1/predict, /openapi.json), web page (/), /metrics.",
+        description="Serve an exported model folder: JSON API (/v1/predict, /v1/embeddings, /v1/rerank, "
+        "/openapi.json), web page (/), /metrics; with --corpus, /v1/search and a search page.",
     )
     parser.add_argument("model_dir", help="a folder written by `n2m export`")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
@@ -40,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="open connections served at once; a request on one more is answered 503")  # fmt: skip
     parser.add_argument("--keep-alive", type=float, default=5.0,
                         help="seconds an idle connection stays open (a silent new one too)")  # fmt: skip
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help="a file of documents (CSV, TSV, JSONL, JSON) to search: encoded once at start-up, "
+        "searched by POST /v1/search and the page at /search (needs a model with sentence vectors)",
+    )
+    parser.add_argument("--corpus-column", default="text", help="the corpus's column of texts")
+    parser.add_argument("--corpus-id", default=None, help="the corpus's id column (else row numbers from 0)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: all cores)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", help="log every request (costs time under load)")
@@ -51,11 +61,14 @@ def main(argv: list[str]) -> None:
     import uvicorn
 
     from n2m.core.predictor import Predictor
-    from n2m.serve.app import create_app
+    from n2m.serve.app import create_app, vector_length
     from n2m.serve.connections import SilentConnectionsClose
+    from n2m.serve.corpus import encode_corpus, read_corpus
 
     args = build_parser().parse_args(argv)
     folder = Path(args.model_dir)
+    # the corpus is read and checked before the model loads: a bad file costs a second, not a model load
+    texts = read_corpus(args.corpus, args.corpus_column, args.corpus_id) if args.corpus else None
     if args.threads:
         torch.set_num_threads(args.threads)
     options = {"onnx_file": args.onnx_file, "threads": args.threads} if args.backend == "onnx" else {}
@@ -66,6 +79,12 @@ def main(argv: list[str]) -> None:
     except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ConfigError(f"{folder} cannot be served: {type(err).__name__}: {first}") from None
+    corpus = None
+    if texts is not None:
+        dimensions, why = vector_length(predictor, predictor.info)
+        if dimensions is None:
+            raise ConfigError(f"--corpus needs a model with sentence vectors, and {why}")
+        corpus = encode_corpus(predictor, texts, args.corpus, args.max_batch_size)
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_inputs=args.max_inputs,
@@ -83,6 +102,7 @@ def main(argv: list[str]) -> None:
         limits=limits,
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,
+        corpus=corpus,
     )
     print(f"serving {folder} ({backend}) on http://{args.host}:{args.port}/  (API schema: /openapi.json)", flush=True)
     # uvicorn drains on SIGTERM, then raises the signal again under the handler it found: make that one a clean

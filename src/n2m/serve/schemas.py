@@ -8,13 +8,17 @@ type (`output_type`, documented as an object when it has none), and the registry
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, create_model
 
 from n2m.registry import page_layout
 from n2m.serve.limits import Limits, check_text, text_pattern
 
+LONG_TEXTS = (
+    "a text longer than max_tokens tokens is cut to its first max_tokens (as in training) and still answered; "
+    "the answer lists its position in `truncated` (/v1/rerank: the `X-N2M-Truncated` header)"
+)
 FIELD_HELP = {
     "text": "the text (the first one of a pair)",
     "text_pair": "the second text of the pair",
@@ -38,6 +42,11 @@ class ModelView:
     n2m_version: str | None = None
     streaming: bool = False
     limits: dict[str, int] = field(default_factory=dict)
+    # what happens to a text longer than `limits.max_tokens`: the rule every endpoint follows
+    long_texts: str = LONG_TEXTS
+    endpoints: list[str] = field(default_factory=list)  # the POST endpoints this model answers
+    embedding_dimensions: int | None = None  # the length of a sentence vector (None: the model has none)
+    corpus: dict[str, Any] | None = None  # what /v1/search searches: {"source": file name, "documents": N}
     n2m_json: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,3 +136,114 @@ def api_models(fields: list[str], result: Any, limits: Limits) -> ApiModels:
     )
     stream_request = create_model("StreamRequest", __config__=forbid, inputs=(input_model, ...))  # type: ignore[call-overload]
     return ApiModels(input_model, request, response, stream_request)
+
+
+# ---- embeddings, rerank and search -------------------------------------------------------------------------
+ONE_OR_MANY = Discriminator(lambda value: "many" if isinstance(value, list) else "one")
+
+
+def text_type(limits: Limits) -> Any:
+    """A text as every endpoint takes it: at most `max_chars`, something visible, no control character."""
+    rule = {"minLength": 1, "pattern": text_pattern()}
+    return Annotated[
+        str, StringConstraints(max_length=limits.max_chars), AfterValidator(check_text), Field(json_schema_extra=rule)
+    ]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="tokens the model read (a text cut at max_tokens counts max_tokens)")
+    total_tokens: int
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="unit-length float32 values, or their little-endian bytes "
+                                         "in base64 (`encoding_format: base64`)")  # fmt: skip
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: Usage
+    truncated: list[int] = Field(default_factory=list, description="positions of the inputs cut at max_tokens")
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="the document's position in the request")
+    score: float = Field(description="cosine (a bi-encoder) or the model's pair score (a cross-encoder)")
+    document: str | None = Field(default=None, description="the document's text (`return_documents: true`)")
+
+
+class SearchHit(BaseModel):
+    rank: int
+    id: str
+    text: str
+    score: float = Field(description="cosine similarity of the query and the document")
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+    documents: int = Field(description="documents searched")
+    truncated: bool = Field(description="whether the query was cut at max_tokens")
+
+
+@dataclass
+class VectorModels:
+    embeddings: type[BaseModel]
+    rerank: Any  # a tagged union of two models: `documents` (Cohere, Jina) or `texts` (TEI)
+    search: type[BaseModel]
+
+
+def vector_models(limits: Limits, dimensions: int | None, max_top_k: int) -> VectorModels:
+    text = text_type(limits)
+    forbid = ConfigDict(extra="forbid")
+    many = Annotated[list[text], Field(min_length=1, max_length=limits.max_inputs)]  # type: ignore[valid-type]
+    one_or_many = Annotated[Annotated[text, Tag("one")] | Annotated[many, Tag("many")], ONE_OR_MANY]
+    name = Annotated[str | None, Field(max_length=256)]
+    # a model's vectors have one length: the schema says which (OpenAI's `dimensions` shortens, which needs a
+    # model trained Matryoshka-style)
+    fixed = Literal[dimensions] if dimensions else int  # type: ignore[valid-type]
+    embeddings = create_model(  # type: ignore[call-overload]
+        "EmbeddingsRequest",
+        __config__=forbid,
+        input=(one_or_many, Field(description=f"a text, or a list of 1 to {limits.max_inputs}")),
+        model=(name, Field(default=None, description="any name (one model is served; the answer names it)")),
+        encoding_format=(Literal["float", "base64"], "float"),
+        dimensions=(fixed | None, Field(default=None, description="the model's own vector length only")),
+        user=(name, None),
+        input_type=(
+            Literal["query", "passage"],
+            Field(default="query", description="which prefix the texts get (e5: `query: ` or `passage: `)"),
+        ),
+    )
+    documents = Annotated[list[text], Field(min_length=1, max_length=limits.max_inputs)]  # type: ignore[valid-type]
+    common: dict[str, Any] = {
+        "query": (text, ...),
+        "top_n": (int | None, Field(default=None, ge=1, description="keep the best n (default: all)")),
+        "return_documents": (bool, Field(default=False, description="each result carries its document's text")),
+    }
+    with_documents = create_model(  # type: ignore[call-overload]
+        "RerankRequest", __config__=forbid, documents=(documents, ...), **common
+    )
+    with_texts = create_model(  # type: ignore[call-overload]
+        "RerankTextsRequest", __config__=forbid, texts=(documents, ...), **common
+    )
+    rerank = Annotated[
+        Annotated[with_documents, Tag("with_documents")] | Annotated[with_texts, Tag("with_texts")],
+        Discriminator(rerank_branch),
+    ]
+    search = create_model(  # type: ignore[call-overload]
+        "SearchRequest",
+        __config__=forbid,
+        query=(text, ...),
+        top_k=(int, Field(default=10, ge=1, le=max_top_k, description=f"hits to return, 1 to {max_top_k}")),
+    )
+    return VectorModels(embeddings, rerank, search)
+
+
+def rerank_branch(value: Any) -> str:
+    """TEI's `texts` only when `documents` is absent: a body with both is answered against `documents`."""
+    texts_only = isinstance(value, dict) and "texts" in value and "documents" not in value
+    return "with_texts" if texts_only else "with_documents"
