@@ -116,7 +116,7 @@ class ResumableCheckpoint(Checkpoint):
             self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the whole state: a place to resume from
         self.saved_at = time.monotonic()
         rank_zero_info(f"resumable checkpoint at step {trainer.global_step}: {self.path}")
 
