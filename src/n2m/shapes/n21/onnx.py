@@ -12,8 +12,10 @@ folder's fast tokenizer), so both backends see the very same ids.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,35 @@ from n2m.core.batching import pad_id
 from n2m.core.card import ModelCard
 from n2m.shapes.n21.encoding import collate_features
 from n2m.shapes.n21.model import SequenceModel
-from n2m.shapes.n21.predictor import SequencePredictor
+from n2m.shapes.n21.predictor import Input, SequencePredictor
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 OUTPUT_NAME = "outputs"
+EMBEDDINGS_NAME = "embeddings"  # the pooled vectors the head reads (a pair batch: the first texts, then the second)
 OPSET = 18
 # fp32 ONNX Runtime vs PyTorch on the export's own example batch; kernels differ, so not bit-exact
 PARITY_TOLERANCE = 1e-3
+# `quantize_dynamic` settings of `n2m export --quantize int8`. Per-tensor weight scales (ONNX Runtime's own
+# default): on a KorSTS e5-small bi-encoder they moved scores about half as much as per-channel ones (mean
+# |int8 − fp32| 0.22 against 0.38 on 0–5), at the same size and speed; keeping the embeddings, the first or
+# last layer, the attention or the FFN in fp32 cost size or speed and did no better (benchmarks/int8_error.py).
+INT8_SETTINGS: dict[str, Any] = {"per_channel": False}
+# what the per-item int8 error recorded at export is measured on (no data travels with a model folder)
+SAMPLE_TEXTS = [
+    "한 남자가 기타를 치고 있다.",
+    "남자가 기타를 연주하고 있다.",
+    "여자가 부엌에서 양파를 썰고 있다.",
+    "아이들이 공원에서 축구를 하고 있다.",
+    "고양이가 창가에 앉아 밖을 보고 있다.",
+    "비가 와서 경기가 연기되었다.",
+    "정부는 내년 예산안을 국회에 제출했다.",
+    "이 영화 정말 재미있어요, 또 보고 싶어요.",
+    "배송이 너무 늦고 포장도 엉망이었습니다.",
+    "A man is playing a guitar.",
+    "The committee postponed the vote until next week.",
+    "짧다",
+]
 
 
 class FlatSequenceModel(nn.Module):
@@ -48,7 +71,7 @@ class FlatSequenceModel(nn.Module):
         self.model = model
         self.layout = layout  # [("a", ["input_ids", "attention_mask"]), ("b", [...])]
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch: dict[str, dict[str, torch.Tensor]] = {}
         position = 0
         for part, keys in self.layout:
@@ -56,11 +79,12 @@ class FlatSequenceModel(nn.Module):
             position += len(keys)
         model = self.model
         if "b" not in batch:
-            return model.to_outputs(model(batch))
+            embeddings = model.embed(batch["a"])
+            return model.to_outputs(model.head_logits(embeddings)), embeddings
         both = {key: torch.cat([batch["a"][key], batch["b"][key]]) for key in batch["a"]}
         embeddings = model.embed(both)
         u, v = embeddings.view(2, -1, embeddings.shape[-1]).unbind(0)
-        return model.to_outputs(model.head_logits(u, v))
+        return model.to_outputs(model.head_logits(u, v)), embeddings
 
 
 def same_length(batch: dict[str, dict[str, torch.Tensor]], pad: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -109,6 +133,7 @@ def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OP
     args = tuple(batch[part][key] for part, keys in layout for key in keys)
     dynamic = {input_name(p, k): {0: "batch", 1: "length"} for p, keys in layout for k in keys}
     dynamic[OUTPUT_NAME] = {0: "batch"}
+    dynamic[EMBEDDINGS_NAME] = {0: "rows"}
 
     target = folder / ONNX_FILE
     flat = FlatSequenceModel(model, layout).eval()
@@ -120,7 +145,7 @@ def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OP
             args,
             str(target),
             input_names=names,
-            output_names=[OUTPUT_NAME],
+            output_names=[OUTPUT_NAME, EMBEDDINGS_NAME],
             dynamic_axes=dynamic,
             opset_version=opset,
             dynamo=False,
@@ -130,6 +155,15 @@ def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OP
     check_parity(target, dict(zip(names, args, strict=True)), reference, PARITY_TOLERANCE)
     if quantize == "int8":
         written.append(quantize_int8(target, folder / INT8_FILE))
+        # what a user with a fixed threshold meets, in the card (so in `/v1/model`): Pearson would hide a shift
+        card = ModelCard.load(folder)
+        sample = SAMPLE_TEXTS if len(card.inputs) == 1 else list(itertools.combinations(SAMPLE_TEXTS, 2))
+        card.provenance["int8"] = {
+            "settings": INT8_SETTINGS,
+            "measured_on": "int8 against fp32 ONNX on n2m's built-in sample texts (their pairs for a pair model)",
+            **int8_agreement(target, written[-1], predictor, sample),
+        }
+        card.save(folder)
     return written
 
 
@@ -142,13 +176,54 @@ def check_parity(path: Path, feeds: dict[str, torch.Tensor], reference: np.ndarr
     return gap
 
 
-def quantize_int8(source: Path, target: Path) -> Path:
-    """Dynamic quantization: int8 weights for MatMul/Gather, activations quantized on the fly per batch."""
+def quantize_int8(source: Path, target: Path, **settings: Any) -> Path:
+    """Dynamic quantization: int8 weights, activations quantized on the fly per batch. `settings` go to
+    `quantize_dynamic` in place of `INT8_SETTINGS` (benchmarks/int8_error.py compares them)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger("root").setLevel(logging.ERROR)  # ORT logs a pre-processing hint for every model
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, **(settings or INT8_SETTINGS))
     return target
+
+
+def run_graph(
+    session: Any, predictor: SequencePredictor, inputs: Sequence[Input], batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both graph outputs for `inputs`, in input order: outputs `(N, …)` and embeddings `(N, parts, H)`."""
+    features = predictor.preprocess(inputs)
+    padding = pad_id(predictor.tokenizer)
+    outputs, embeddings = [], []
+    for start in range(0, len(features), batch_size):
+        batch = same_length(collate_features(features[start : start + batch_size], padding), padding)
+        feeds = {input_name(part, key): t.numpy() for part, tensors in batch.items() for key, t in tensors.items()}
+        got, vectors = session.run([OUTPUT_NAME, EMBEDDINGS_NAME], feeds)
+        outputs.append(got)
+        embeddings.append(vectors.reshape(len(batch), -1, vectors.shape[-1]).swapaxes(0, 1))
+    return np.concatenate(outputs), np.concatenate(embeddings)
+
+
+def agreement(
+    reference: np.ndarray, got: np.ndarray, fp32_vectors: np.ndarray, vectors: np.ndarray
+) -> dict[str, float | int]:
+    """Per-item gaps between two runs of `run_graph` (an item's largest output gap: score units, or
+    probability) and the lowest cosine between an input's two embeddings."""
+    gap = np.abs(got - reference).reshape(len(reference), -1).max(axis=1)
+    norms = np.linalg.norm(fp32_vectors, axis=-1) * np.linalg.norm(vectors, axis=-1)
+    cosine = (fp32_vectors * vectors).sum(-1) / norms
+    return {
+        "items": len(reference),
+        "max_abs_error": round(float(gap.max()), 4),
+        "mean_abs_error": round(float(gap.mean()), 4),
+        "p99_abs_error": round(float(np.quantile(gap, 0.99)), 4),
+        "min_embedding_cosine": round(float(cosine.min()), 5),
+    }
+
+
+def int8_agreement(fp32: Path, int8: Path, predictor: SequencePredictor, inputs: Sequence[Input]) -> dict:
+    """`agreement` of the int8 graph with the fp32 one on `inputs`."""
+    reference, u = run_graph(make_session(fp32), predictor, inputs)
+    got, v = run_graph(make_session(int8), predictor, inputs)
+    return agreement(reference, got, u, v)
 
 
 def make_session(path: Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
