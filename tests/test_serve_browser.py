@@ -273,3 +273,68 @@ def test_a_regression_score_says_what_its_ends_mean(browser, locale, explained):
         assert reading.inner_text() == "7.25"
         assert page.inner_text(".meaning") == explained
         assert errors == []
+
+
+FAQ = ROOT / "data/korean_chatbot/faq/test.tsv"
+QUESTION, ANSWER = "난방이 안돼", "보일러가 난방으로 작동이 되는지 보세요."
+
+
+@pytest.fixture(scope="module")
+def search_server(tmp_path_factory):
+    """e5-small as it comes (never fine-tuned; its own `query: ` / `passage: ` prefixes) over a real Korean corpus:
+    the answers to the first 300 questions of the chatbot FAQ's test split (296 distinct), encoded at start-up."""
+    from n2m.serve.corpus import encode_corpus, read_corpus
+    from n2m.shapes.n21.predictor import SequencePredictor
+
+    answers: list[str] = []
+    for line in FAQ.read_text(encoding="utf-8").splitlines()[1:301]:
+        answer = line.split("\t")[1]
+        if answer not in answers:
+            answers.append(answer)
+    path = tmp_path_factory.mktemp("faq") / "answers.tsv"
+    path.write_text("id\tanswer\n" + "".join(f"a{i}\t{a}\n" for i, a in enumerate(answers)), encoding="utf-8")
+    predictor = SequencePredictor.from_backbone("e5-small")
+    corpus = encode_corpus(predictor, read_corpus(path, "answer", "id"), path)
+    with LiveServer(create_app(predictor, name="e5-small", title="e5-small · 챗봇 답변 검색", corpus=corpus)) as url:
+        yield url, len(answers)
+
+
+def test_the_search_page_finds_answers_in_korean(browser, search_server, shots):
+    url, documents = search_server
+    page, errors = open_page(browser, url, locale="ko-KR")
+    assert page.get_attribute("html", "lang") == "ko" and page.inner_text("#submit") == "검색"
+    assert f"문서 {documents}개에서 의미 검색 (answers.tsv)" in page.inner_text("#model-task")
+    assert page.get_attribute("#modes a[aria-current=page]", "data-mode") == "search"
+    page.click("#submit")
+    assert "“질문”을(를) 입력해 주세요" in page.inner_text("#error")
+    page.fill("#query", QUESTION)
+    page.select_option("#top-k", "5")
+    page.click("#submit")
+    page.wait_for_selector("#hits li")
+    expected = httpx.post(f"{url}/v1/search", json={"query": QUESTION, "top_k": 5}, timeout=60).json()["hits"]
+    rows = page.locator("#hits li")
+    assert rows.count() == 5
+    for i, hit in enumerate(expected):
+        assert rows.nth(i).get_attribute("data-id") == hit["id"]
+        assert float(rows.nth(i).get_attribute("data-score")) == pytest.approx(hit["score"], abs=1e-6)
+        assert rows.nth(i).locator(".hit-text").inner_text() == hit["text"]
+        assert rows.nth(i).locator(".score").inner_text() == f"{hit['score']:.3f}"
+    assert ANSWER in [hit["text"] for hit in expected]  # the question's own answer is among the five nearest
+    assert page.inner_text("#result h2") == f"문서 {documents}개 중 가장 가까운 5개"
+    page.screenshot(path=str(shots / "search-page.png"), full_page=True)
+    assert errors == []
+
+
+def test_the_search_page_in_english_and_the_way_back_to_predict(browser, search_server):
+    url, documents = search_server
+    page, errors = open_page(browser, f"{url}/search?lang=en")
+    assert page.inner_text("#submit") == "Search" and page.inner_text("label[for=query]") == "Question"
+    assert f"Semantic search over {documents} documents (answers.tsv)" in page.inner_text("#model-task")
+    page.fill("#query", "가나다라마바사 " * 300)  # longer than the 512 tokens e5-small reads
+    page.click("#submit")
+    page.wait_for_selector("#truncated")
+    assert "only its start counted" in page.inner_text("#truncated")
+    page.click("#modes a[data-mode=predict]")
+    page.wait_for_selector("#input-text_pair")  # the model's own form: a pair of texts
+    assert page.inner_text("#submit") == "Predict" and page.locator("#query").count() == 0
+    assert errors == []

@@ -1,4 +1,5 @@
-// n2m web page: reads /v1/model, builds the form its schema calls for, shows results by layout.
+// n2m web page: reads /v1/model, builds the form its schema calls for, shows results by layout. With a corpus
+// loaded (`n2m serve MODEL --corpus FILE`) it opens in search mode (also at /search; `?mode=predict` leaves it).
 // Plain DOM, no dependencies; user text is only ever set with textContent.
 "use strict";
 
@@ -52,6 +53,15 @@ const STRINGS = {
     tags: "Tags",
     output: "Output",
     truncated: (n) => `This text is longer than the model reads (${n} tokens): only its start counted.`,
+    search: "Search",
+    modePredict: "Predict",
+    question: "Question",
+    typeQuestion: "Type a question…",
+    searchTask: (n, source) => `Semantic search over ${n.toLocaleString("en")} documents (${source})`,
+    topK: "Hits",
+    hits: (n, of) => `The ${n} nearest of ${of.toLocaleString("en")} documents`,
+    cosine: "cosine similarity",
+    queryTruncated: (n) => `The question is longer than the model reads (${n} tokens): only its start counted.`,
   },
   ko: {
     fields: {
@@ -83,6 +93,15 @@ const STRINGS = {
     tags: "태그",
     output: "출력",
     truncated: (n) => `텍스트가 모델이 읽는 길이(${n} 토큰)보다 길어 앞부분만 반영되었습니다.`,
+    search: "검색",
+    modePredict: "예측",
+    question: "질문",
+    typeQuestion: "질문을 입력하세요…",
+    searchTask: (n, source) => `문서 ${n.toLocaleString("ko")}개에서 의미 검색 (${source})`,
+    topK: "결과 수",
+    hits: (n, of) => `문서 ${of.toLocaleString("ko")}개 중 가장 가까운 ${n}개`,
+    cosine: "코사인 유사도",
+    queryTruncated: (n) => `질문이 모델이 읽는 길이(${n} 토큰)보다 길어 앞부분만 반영되었습니다.`,
   },
 };
 const asked = new URLSearchParams(location.search).get("lang") || navigator.language || "en";
@@ -91,6 +110,7 @@ const T = STRINGS[LANG];
 const fieldLabels = () => T.fields[model.layout] || T.fields.default;
 
 let model = null;
+let mode = "predict"; // or "search": the corpus loaded at start-up
 
 async function init() {
   document.documentElement.lang = LANG;
@@ -104,10 +124,59 @@ async function init() {
   }
   document.title = `${model.title || model.name} · n2m`;
   $("model-name").textContent = model.title || model.name;
-  const parts = [T.layouts[model.layout] || model.task, `${model.shape} · ${model.task}`];
+  const asks = new URLSearchParams(location.search).get("mode");
+  if (model.corpus && asks !== "predict" && (asks === "search" || ["/", "/search"].includes(location.pathname)))
+    mode = "search";
+  const what = mode === "search" ? T.searchTask(model.corpus.documents, model.corpus.source) : T.layouts[model.layout];
+  const parts = [what || model.task, `${model.shape} · ${model.task}`];
   if (model.backbone) parts.push(model.backbone.split("/").filter(Boolean).pop()); // a folder: its name
   parts.push(model.backend);
   $("model-task").textContent = parts.join(" · ");
+  if (model.corpus) showModes();
+  if (mode === "search") buildSearchForm();
+  else buildPredictForm();
+  $("submit").disabled = false;
+  $("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  $("form").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit();
+  });
+}
+
+function showModes() {
+  const links = [
+    ["search", "/search", T.search],
+    ["predict", "/?mode=predict", T.modePredict],
+  ].map(([name, href, text]) => {
+    const link = el("a", { href, text, "data-mode": name });
+    if (name === mode) link.setAttribute("aria-current", "page");
+    return link;
+  });
+  $("modes").replaceChildren(...links);
+  $("modes").hidden = false;
+}
+
+function buildSearchForm() {
+  $("submit").textContent = T.search;
+  $("api").textContent = "POST /v1/search";
+  const area = el("textarea", { id: "query", name: "query", rows: "2", maxlength: String(model.limits.max_chars || 2000) });
+  area.placeholder = T.typeQuestion;
+  const choices = [5, 10, 20].filter((k) => k <= (model.limits.max_top_k || 100));
+  const topK = el(
+    "select",
+    { id: "top-k", name: "top_k" },
+    choices.map((k) => el("option", { value: String(k), text: String(k) })),
+  );
+  $("fields").append(
+    el("div", { class: "field" }, [el("label", { for: "query", text: T.question }), area]),
+    el("div", { class: "field inline" }, [el("label", { for: "top-k", text: T.topK }), topK]),
+  );
+  area.focus();
+}
+
+function buildPredictForm() {
   const labels = fieldLabels();
   const fields = $("fields");
   for (const name of model.inputs) {
@@ -120,14 +189,6 @@ async function init() {
     });
     fields.append(el("div", { class: "field" }, [el("label", { for: id, text: labels[name] || name }), area, count]));
   }
-  $("submit").disabled = false;
-  $("form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    submit();
-  });
-  $("form").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit();
-  });
 }
 
 function readInputs() {
@@ -143,6 +204,7 @@ function showError(message) {
 }
 
 async function submit() {
+  if (mode === "search") return search();
   const button = $("submit");
   if (button.disabled) return;
   $("error").hidden = true;
@@ -182,9 +244,65 @@ async function submit() {
   }
 }
 
+async function search() {
+  const button = $("submit");
+  if (button.disabled) return;
+  $("error").hidden = true;
+  const query = $("query").value;
+  if (!query.trim()) {
+    showError(T.fillIn(T.question));
+    $("query").focus();
+    return;
+  }
+  button.disabled = true;
+  const started = performance.now();
+  try {
+    const response = await fetch("/v1/search", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query, top_k: Number($("top-k").value) }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      showError(`${response.status}: ${body.error || response.statusText}`);
+      return;
+    }
+    renderHits(body);
+    $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
+  } catch (err) {
+    showError(T.failed(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderHits(answer) {
+  const list = el(
+    "ol",
+    { id: "hits", class: "hits" },
+    answer.hits.map((hit) => {
+      const fill = el("span");
+      fill.style.width = `${(100 * Math.max(0, hit.score)).toFixed(1)}%`;
+      return el("li", { "data-id": hit.id, "data-score": String(hit.score) }, [
+        el("div", { class: "hit-head" }, [
+          el("span", { class: "score", title: T.cosine, text: hit.score.toFixed(3) }),
+          el("span", { class: "bar" }, [fill]),
+          el("span", { class: "doc-id muted", text: `#${hit.id}` }),
+        ]),
+        el("p", { class: "hit-text", text: hit.text }),
+      ]);
+    }),
+  );
+  const notice = answer.truncated
+    ? [el("p", { id: "truncated", class: "warning", text: T.queryTruncated(model.limits.max_tokens) })]
+    : [];
+  card(T.hits(answer.hits.length, answer.documents), list, ...notice);
+}
+
 function card(title, ...children) {
   const result = $("result");
-  result.replaceChildren(el("div", { class: "card", "data-layout": model.layout }, [el("h2", { text: title }), ...children]));
+  const layout = mode === "search" ? "search" : model.layout;
+  result.replaceChildren(el("div", { class: "card", "data-layout": layout }, [el("h2", { text: title }), ...children]));
 }
 
 function render(prediction, inputs) {
