@@ -1,7 +1,8 @@
 """The OpenAPI document says what the server enforces: schemathesis, an OpenAPI fuzzer, sends schema-valid and
 schema-violating requests to a real server on loopback serving a real tiny model, and every answer must pass its
 checks (valid data accepted, invalid data refused with a 4xx, every status, content type, header and body as
-declared), with zero failures.
+declared), with zero failures: /v1/predict, and /v1/embeddings, /v1/rerank and /v1/search (a bi-encoder serving
+a small corpus).
 
 Driven through schemathesis' Python API under hypothesis' `@given` (its pytest plugin does not run with this
 pytest). Each operation is fuzzed for a few dozen examples: seconds, not minutes.
@@ -24,10 +25,12 @@ from serve_models import LiveServer, sts_model
 
 from n2m import Predictor
 from n2m.serve import Limits, create_app
+from n2m.serve.corpus import build_corpus
 from n2m.serve.limits import check_text, text_pattern
 
 # every schema-valid body fits in the byte limit (4 inputs × 2 texts × 50 characters × 12 bytes at most, an
-# astral character escaped as two \uXXXX), so what the schema allows is exactly what the server takes
+# astral character escaped as two \uXXXX, plus /v1/embeddings' two names of 256), so what the schema allows is
+# exactly what the server takes
 LIMITS = Limits(max_body_bytes=20_000, max_inputs=4, max_chars=50, max_queue=64)
 EXAMPLES = 50
 
@@ -47,7 +50,10 @@ def served(tiny_backbone, korsts_slice, tmp_path_factory) -> Any:
     """A real exported STS model behind a real uvicorn server: (url, schema)."""
     schemathesis = required("schemathesis")
     folder: Path = sts_model(tiny_backbone, korsts_slice, tmp_path_factory.mktemp("serve-models"))
-    app = create_app(Predictor.from_pretrained(folder), name="tiny-sts", limits=LIMITS)
+    predictor = Predictor.from_pretrained(folder)
+    sentences = [line.split("\t")[5] for line in korsts_slice["train"].read_text(encoding="utf-8").splitlines()[1:21]]
+    corpus = build_corpus(predictor, sentences, source="korsts.tsv")
+    app = create_app(predictor, name="tiny-sts", limits=LIMITS, corpus=corpus)
     with LiveServer(app) as url:
         yield url, schemathesis.openapi.from_url(f"{url}/openapi.json")
 
@@ -76,15 +82,20 @@ def fuzz(schema: Any, url: str, path: str, method: str, mode: str) -> dict[int, 
     return statuses
 
 
-def test_every_schema_valid_prediction_request_is_answered_200(served):
+MODEL_OPERATIONS = ["/v1/predict", "/v1/embeddings", "/v1/rerank", "/v1/search"]
+
+
+@pytest.mark.parametrize("path", MODEL_OPERATIONS)
+def test_every_schema_valid_request_is_answered_200(served, path):
     url, schema = served
-    statuses = fuzz(schema, url, "/v1/predict", "POST", "positive")
+    statuses = fuzz(schema, url, path, "POST", "positive")
     assert set(statuses) == {200}, statuses  # no schema-valid text is refused (empty, invisible, controls)
 
 
-def test_every_schema_violating_prediction_request_is_a_declared_4xx(served):
+@pytest.mark.parametrize("path", MODEL_OPERATIONS)
+def test_every_schema_violating_request_is_a_declared_4xx(served, path):
     url, schema = served
-    statuses = fuzz(schema, url, "/v1/predict", "POST", "negative")
+    statuses = fuzz(schema, url, path, "POST", "negative")
     assert statuses and all(400 <= status < 500 for status in statuses), statuses
 
 
