@@ -3,28 +3,44 @@
 Stated tolerance: fp32 ONNX Runtime outputs (scores on the data's scale, or probabilities) are within
 1e-4 of PyTorch's on the tiny models. On a real trained KorSTS model, benchmarks/serve_load.py measures both
 as served (it needs a trained model, so it is a benchmark): the largest score difference to PyTorch and each
-backend's Pearson on the whole KorSTS test split (int8 within 0.01 of fp32).
+backend's Pearson on the whole KorSTS test split (int8 within 0.01 of fp32). int8's error per item, which
+Pearson hides, is bounded here on a real e5-small bi-encoder (`test_int8_agrees_per_item`) and measured in full
+by benchmarks/int8_error.py.
 """
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from serve_models import sentiment_model, sts_model, train_and_export
+from serve_models import STS, sentiment_model, sts_model, train_and_export
 
 from n2m import Predictor
 from n2m.cli import main
+from n2m.core.card import ModelCard
+from n2m.core.export import export_checkpoint
+from n2m.core.task import Optimization
 from n2m.serve import create_app
+from n2m.shapes.n21.data import TextDataModule
 from n2m.shapes.n21.examples import Columns
-from n2m.shapes.n21.onnx import INT8_FILE, ONNX_FILE, OnnxPredictor, export_onnx
+from n2m.shapes.n21.onnx import INT8_FILE, INT8_SETTINGS, ONNX_FILE, OnnxPredictor, export_onnx, int8_agreement
+from n2m.shapes.n21.task import SequenceTask
 
 ROOT = Path(__file__).resolve().parents[1]
 NLI = Columns(text="sentence1", text_pair="sentence2", label="gold_label")
 TINY_TOLERANCE = 1e-4
+# int8 against fp32 on a real e5-small bi-encoder, per pair on KorSTS's 0–5 scale (benchmarks/int8_error.py)
+INT8_MAX_ERROR, INT8_MEAN_ERROR, INT8_MIN_COSINE = 0.9, 0.3, 0.8
+
+
+def tsv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +79,39 @@ def test_onnx_matches_pytorch(tiny_models, kind):
     assert [type(r) for r in onnx_predictor.predict(inputs)] == [type(r) for r in torch_predictor.predict(inputs)]
 
     quantized = Predictor.from_pretrained(folder, backend="onnx", onnx_file=INT8_FILE)
-    int8 = quantized.predict_outputs(inputs).numpy()
-    assert int8.shape == reference.shape and np.isfinite(int8).all()
+    assert quantized.predict_outputs(inputs).shape == reference.shape  # its error: test_int8_agrees_per_item
     assert (folder / INT8_FILE).stat().st_size < (folder / ONNX_FILE).stat().st_size
+    assert ModelCard.load(folder).provenance["int8"]["settings"] == INT8_SETTINGS
+
+
+@pytest.fixture(scope="module")
+def e5_bi_encoder(korsts_slice, tmp_path_factory) -> Path:
+    """A real KorSTS bi-encoder: the trimmed e5-small one step into training (int8's error is the encoder's)."""
+    root = tmp_path_factory.mktemp("e5-int8")
+    data = TextDataModule(train=str(korsts_slice["train"]), val=str(korsts_slice["val"]), columns=STS, batch_size=8,
+                          backbone="e5-small", objective="regression", pair_encoding="bi", score_range=(0.0, 5.0),
+                          text_prefix="query: ", max_length=64, trim_vocab=True, cache_tokens=False)  # fmt: skip
+    task = SequenceTask.from_data(data, optimization=Optimization(lr=1e-5))
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", default_root_dir=root)  # fmt: skip
+    trainer.fit(task, data)
+    trainer.save_checkpoint(root / "sts.ckpt")
+    return export_checkpoint(root / "sts.ckpt", root / "sts", vocab="trained")
+
+
+@pytest.mark.e2e
+def test_int8_agrees_per_item(e5_bi_encoder, korsts_slice):
+    """int8 within a stated error of fp32 on every KorSTS pair, not only in correlation: a user's fixed threshold
+    on the 0–5 score meets each item's error. The mean bound sits above what the default gave on these pairs
+    with a 40-step KorSTS model (0.25) and below the old per-channel setting (0.36; benchmarks/int8_error.py)."""
+    export_onnx(e5_bi_encoder, quantize="int8")
+    predictor = Predictor.from_pretrained(e5_bi_encoder)
+    pairs = [(r["sentence1"], r["sentence2"]) for split in ("val", "test") for r in tsv_rows(korsts_slice[split])]
+    got = int8_agreement(e5_bi_encoder / ONNX_FILE, e5_bi_encoder / INT8_FILE, predictor, pairs)
+    assert got["max_abs_error"] <= INT8_MAX_ERROR and got["mean_abs_error"] <= INT8_MEAN_ERROR, got
+    assert got["min_embedding_cosine"] >= INT8_MIN_COSINE, got
+    recorded = ModelCard.load(e5_bi_encoder).provenance["int8"]  # what `n2m export` told the user
+    assert recorded["items"] == 66 and recorded["max_abs_error"] <= INT8_MAX_ERROR
 
 
 def test_missing_onnx_file_says_how_to_make_it(tiny_models, tmp_path):
