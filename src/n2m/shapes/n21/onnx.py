@@ -246,6 +246,7 @@ class OnnxPredictor(SequencePredictor):
         self.session = session
         self.onnx_file = onnx_file
         self.input_names = {i.name for i in session.get_inputs()}
+        self.output_names = {o.name for o in session.get_outputs()}
 
     @classmethod
     def load(
@@ -268,3 +269,26 @@ class OnnxPredictor(SequencePredictor):
             if input_name(part, key) in self.input_names
         }
         return torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0])
+
+    def embed_batch(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled vectors `(B, H)` from the graph's `embeddings` output. A pair graph embeds its two parts as one
+        batch, so the texts go in as two halves (the last text again where their count is odd)."""
+        if EMBEDDINGS_NAME not in self.output_names:
+            raise ValueError(f"{self.onnx_file} was written without sentence vectors (by an earlier n2m): write it again "
+                             "with `n2m export --onnx`, or encode with the torch backend")  # fmt: skip
+        count = len(inputs["input_ids"])
+        parts = {"a": inputs}
+        if any(name.startswith("b.") for name in self.input_names):
+            half = (count + 1) // 2
+            rows = torch.arange(2 * half).clamp(max=count - 1)
+            parts = {
+                "a": {k: t[rows[:half]] for k, t in inputs.items()},
+                "b": {k: t[rows[half:]] for k, t in inputs.items()},
+            }
+        feeds = {
+            input_name(part, key): tensor.numpy()
+            for part, tensors in parts.items()
+            for key, tensor in tensors.items()
+            if input_name(part, key) in self.input_names
+        }
+        return torch.from_numpy(self.session.run([EMBEDDINGS_NAME], feeds)[0][:count])
