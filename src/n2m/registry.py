@@ -34,7 +34,7 @@ class Shape:
         return load_object(f"{self.package}.{name}:{PARTS[name]}")
 
 
-N21_LAYOUTS = {"regression": "score", "classification": "classes", "multilabel": "labels"}
+N21_LAYOUTS = {"regression": "score", "classification": "classes", "multilabel": "labels", "retrieval": "score"}
 SHAPES: dict[str, Shape] = {
     "N21": Shape("n2m.shapes.n21", N21_LAYOUTS, {"onnx": "n2m.shapes.n21.onnx:OnnxPredictor"}, "n2m.report.n21:PART"),
     "N2N": Shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}, report="n2m.report.n2n:PART"),
