@@ -54,10 +54,11 @@ def size_mb(path: str | Path) -> float:
 
 
 class TrainTimer(L.Callback):
-    """Seconds a Lightning run spends training, its validation subtracted, and the peak RSS so far, written to
-    `path` when training ends: what the HF `Trainer` runs beside it time (`trainer.train()` without evaluation),
-    so training throughput compares like with like. Pass it as `--trainer.callbacks+ '{"class_path":
-    "_measure.TrainTimer", "init_args": {"path": ...}}'` with benchmarks/ on `sys.path`."""
+    """Seconds a Lightning run spends training, its validation subtracted (not the sanity check's: that runs
+    before training starts), and the peak RSS so far, written to `path` when training ends: what the HF
+    `Trainer` runs beside it time (`trainer.train()` without evaluation), so training throughput compares like
+    with like. Pass it as `--trainer.callbacks+ '{"class_path": "_measure.TrainTimer", "init_args": {"path":
+    ...}}'` with benchmarks/ on `sys.path`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -70,7 +71,9 @@ class TrainTimer(L.Callback):
         self.val_start = time.perf_counter()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.validating += time.perf_counter() - self.val_start
+        # the sanity check runs before `on_train_start`: subtracting it would count time never measured
+        if not trainer.sanity_checking:
+            self.validating += time.perf_counter() - self.val_start
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         total = time.perf_counter() - self.start

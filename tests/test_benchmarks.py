@@ -40,3 +40,75 @@ def test_sts_vs_hf_quick_mode_writes_both_sides_and_the_ensemble(tmp_path):
     assert ensemble["peak_rss_mb"] >= n2m["peak_rss_mb"]
     table = (results / "sts_vs_hf.quick.md").read_text(encoding="utf-8")
     assert table.count("\n| ") == 3 and "n2m / HF: Pearson" in table
+
+
+def test_train_timer_does_not_subtract_the_sanity_check(tmp_path):
+    """Lightning's sanity check validates before `on_train_start`: a validation pass there is not inside the
+    timed window, so it must not be taken off the training time (it would inflate pairs/s)."""
+    import time
+
+    import lightning as L
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _measure import TrainTimer
+
+    class SlowValidation(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            time.sleep(0.05)
+            return self.layer(batch[0]).sum()
+
+        def validation_step(self, batch, batch_idx):
+            time.sleep(0.5)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 2)), batch_size=2)
+    path = tmp_path / "time.json"
+    trainer = L.Trainer(
+        max_epochs=1, num_sanity_val_steps=1, limit_val_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, callbacks=[TrainTimer(str(path))],
+    )  # fmt: skip
+    trainer.fit(SlowValidation(), loader, loader)
+    timed = json.loads(path.read_text())
+    assert 0.5 <= timed["validation_s"] < 0.95  # the epoch's one validation batch, not the sanity check's too
+    assert timed["train_s"] >= 0.1  # two training steps of 0.05 s
+
+
+RETRIEVAL_KEYS = {"mode", "machine", "date", "corpus_size", "queries", "untrained", "st", "n2m"}
+RETRIEVAL_SIDE = {"mrr10", "recall1", "recall10", "train_pairs_per_s", "peak_rss_mb", "encode_per_s"}
+
+
+def test_retrieval_vs_st_results_have_the_issue_shape_and_match_their_tables():
+    """The committed results of benchmarks/retrieval_vs_st.py (quick, and the full run once there): exactly the
+    keys issue 18 gives, figures in range, and every figure in the Markdown table beside them."""
+    results_dir = ROOT / "benchmarks/results"
+    names = ("retrieval_vs_st.quick.json", "retrieval_vs_st.json")
+    found = [results_dir / name for name in names if (results_dir / name).is_file()]
+    assert found, "no committed retrieval_vs_st results"
+    for path in found:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        assert set(results) == RETRIEVAL_KEYS
+        assert results["mode"] == ("quick" if ".quick." in path.name else "full")
+        assert set(results["untrained"]) == {"mrr10", "recall1", "recall10"}
+        assert set(results["st"]) == RETRIEVAL_SIDE
+        assert set(results["n2m"]) == RETRIEVAL_SIDE | {"encode_per_s_onnx", "encode_per_s_int8", "int8_min_cosine"}
+        assert 0 < results["queries"] < results["corpus_size"]
+        for side in ("untrained", "st", "n2m"):
+            row = results[side]
+            assert 0 <= row["recall1"] <= row["recall10"] <= 1 and row["recall1"] <= row["mrr10"] <= row["recall10"]
+        for side in ("st", "n2m"):
+            assert results[side]["train_pairs_per_s"] > 0 and results[side]["encode_per_s"] > 0
+            assert results[side]["peak_rss_mb"] > 100
+        table = path.with_suffix(".md").read_text(encoding="utf-8")
+        assert table.count("### ") == 3  # quality, training, encoding: each table says what it measures
+        cells = {c.strip() for line in table.splitlines() if line.startswith("|") for c in line.split("|")}
+        for side, row in results.items():
+            if isinstance(row, dict):
+                assert {str(v) for v in row.values() if v is not None} <= cells, side
+        assert f"all {results['corpus_size']} answers" in table and f"{results['queries']} held-out" in table
