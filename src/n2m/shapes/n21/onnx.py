@@ -274,8 +274,8 @@ class OnnxPredictor(SequencePredictor):
         """Pooled vectors `(B, H)` from the graph's `embeddings` output. A pair graph embeds its two parts as one
         batch, so the texts go in as two halves (the last text again where their count is odd)."""
         if EMBEDDINGS_NAME not in self.output_names:
-            raise ValueError(f"{self.onnx_file} was written without sentence vectors (by an earlier n2m): write it again "
-                             "with `n2m export --onnx`, or encode with the torch backend")  # fmt: skip
+            raise ValueError(f"{self.onnx_file} was written without sentence vectors (by an earlier n2m): write it "
+                             "again with `n2m export --onnx`, or encode with the torch backend")  # fmt: skip
         count = len(inputs["input_ids"])
         parts = {"a": inputs}
         if any(name.startswith("b.") for name in self.input_names):
