@@ -76,22 +76,25 @@ def korsts(split: str) -> list[dict[str, str]]:
     return tsv_rows(DATA / f"korsts/sts-{split}.tsv")
 
 
-def segmentations(folder: Path, texts: list[str]) -> list[list[str]]:
+def segmentations(folder: Path, texts: list[str]) -> tuple[list[list[str]], int]:
+    """Each text's pieces, and how many of them are unknown: by id, as the model sees them (a Unigram tokenizer
+    names an unknown piece by its own text but gives it the `<unk>` id)."""
     from transformers import AutoTokenizer
 
-    backend = AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer
-    return [e.tokens for e in backend.encode_batch(texts, add_special_tokens=False)]
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    unknown = sum(i == tokenizer.unk_token_id for e in encodings for i in e.ids)
+    return [e.tokens for e in encodings], unknown
 
 
 def tokenizer_stats(folders: dict[str, Path], texts: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
     """Per corpus and tokenizer: `<unk>` share of pieces, and share of texts segmented unlike the full one."""
     out: dict[str, dict[str, dict]] = {}
     for corpus, lines in texts.items():
-        full = segmentations(folders["backbone"], lines)
+        full, _ = segmentations(folders["backbone"], lines)
         out[corpus] = {"texts": len(lines), "pieces": sum(map(len, full))}
         for name, folder in folders.items():
-            pieces = full if name == "backbone" else segmentations(folder, lines)
-            unk = sum(t == "<unk>" for toks in pieces for t in toks)
+            pieces, unk = segmentations(folder, lines)
             changed = sum(a != b for a, b in zip(pieces, full, strict=True))
             out[corpus][name] = {
                 "unk_rate": round(unk / max(1, sum(map(len, pieces))), 5),
