@@ -100,6 +100,20 @@ def test_progress_lines_without_a_terminal(sts_run):
     assert "it/s" not in stdout  # no bar drawn into the log
 
 
+def test_predict_without_a_terminal(sts_run, tiny_backbone, korsts_slice, tmp_path):
+    """`n2m predict` with its output a pipe (the quick start's `| tee`): the writer's line goes through the
+    progress lines, as `LightningModule.print` sends it to whatever progress display is attached."""
+    run, _ = sts_run
+    best = json.loads((run / "results.json").read_text(encoding="utf-8"))["best_checkpoint"]
+    out = tmp_path / "predictions.csv"
+    cmd = [sys.executable, "-m", "n2m.cli", "predict", "--config", str(ROOT / "recipes/korsts.yaml"),
+           "--data.backbone", tiny_backbone, "--data.predict", str(korsts_slice["test"]), "--ckpt_path", best,
+           "--trainer.default_root_dir", str(tmp_path / "predict"), "--output", str(out), *TINY]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"wrote 32 predictions to {out}" in done.stdout and len(out.read_text().splitlines()) == 33
+
+
 def test_classification_report_matches_the_test_metrics(nli_run):
     assert_report(nli_run, {"confusion_matrix", "reliability"})
     classes = numbers(nli_run)["Classes"]

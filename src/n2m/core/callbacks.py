@@ -248,6 +248,14 @@ class ProgressLines(ProgressBar):
     def enable(self) -> None:
         self.enabled = True
 
+    @property
+    def is_enabled(self) -> bool:  # what `LightningModule.print` asks every progress bar
+        return self.enabled
+
+    @property
+    def is_disabled(self) -> bool:
+        return not self.enabled
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started, self.first_step = time.monotonic(), trainer.global_step  # a resumed run starts mid-way
 
