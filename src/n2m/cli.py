@@ -318,9 +318,15 @@ def _bench(argv: list[str]) -> None:
     bench(argv)
 
 
-COMMANDS = {"export": _export, "ensemble": _ensemble, "kfold": _kfold, "serve": _serve, "report": _report}
-COMMANDS["bench"] = _bench  # `n2m bench`: a suite of recipes → one leaderboard (n2m.bench)
-COMMANDS.update({name: _vectors(name) for name in ("encode", "search", "mine")})
+COMMANDS = {
+    "export": _export,
+    "ensemble": _ensemble,
+    "kfold": _kfold,
+    "serve": _serve,
+    "report": _report,
+    "bench": _bench,
+    **{name: _vectors(name) for name in ("encode", "search", "mine")},
+}
 
 
 def shape_of(argv: list[str]) -> str:
