@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,15 +59,19 @@ def test_print_config_shows_linked_recipe(capsys):
     assert "pair_encoding: bi" in out and "sts-train.tsv" in out
 
 
-def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path):
+def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path, capsys):
     root = tmp_path / "run"
     main(["fit", *sts_args(tiny_backbone, korsts_slice, root)])
     checkpoints = sorted(p.name for p in (root / "checkpoints").iterdir())
     assert "last.ckpt" in checkpoints and any(c.startswith("best-") for c in checkpoints)
     assert any((root / "logs").rglob("metrics.csv")) and any((root / "logs").rglob("events.out.tfevents*"))
 
-    last = str(root / "checkpoints/last.ckpt")
+    last = str(root / "checkpoints/last.ckpt")  # one epoch: the same weights as the best, which fit tested
+    fit_test = json.loads((root / "results.json").read_text(encoding="utf-8"))["test"]["test/pearson"]
+    capsys.readouterr()
     main(["test", *sts_args(tiny_backbone, korsts_slice, root), "--ckpt_path", last])
+    printed = re.search(r"test/pearson\W+(-?\d\.\d+)", capsys.readouterr().out)
+    assert printed and float(printed.group(1)) == pytest.approx(fit_test, abs=1e-4)
 
     out_csv = tmp_path / "pred.csv"
     main(
@@ -85,6 +91,8 @@ def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path):
     with korsts_slice["test"].open(encoding="utf-8") as f:
         gold = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     assert [r["id"] for r in rows] == [g["id"] for g in gold]  # file order and ids kept
+    predicted, truth = [float(r["score"]) for r in rows], [float(g["score"]) for g in gold]
+    assert float(np.corrcoef(predicted, truth)[0, 1]) == pytest.approx(fit_test, abs=1e-4)  # the scores tested
 
     out_jsonl = tmp_path / "pred.jsonl"
     main(
