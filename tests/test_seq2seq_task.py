@@ -92,6 +92,17 @@ def test_fit_test_predict_export_stream(tiny_backbone, copy_files, tmp_path):
     generations = [json.loads(line) for line in (root / "test_generations.jsonl").read_text().splitlines()]
     assert [g["line"] for g in generations] == list(range(1, 13))  # file order, every test row
     assert all(isinstance(g["prediction"], str) and g["references"] for g in generations)
+    # the reported BLEU is sacrebleu's corpus BLEU of exactly these generations (13a, as the recipe scores it)
+    import sacrebleu
+
+    hypotheses, references = [g["prediction"] for g in generations], [g["references"] for g in generations]
+    depth = max(map(len, references))
+    streams = [[r[i] if i < len(r) else r[0] for r in references] for i in range(depth)]
+    bleu = sacrebleu.corpus_bleu(hypotheses, streams, tokenize="13a").score
+    assert report["test"]["test/bleu"] == pytest.approx(bleu, abs=1e-3)
+    # torchmetrics' CHRFScore() counts word bigrams too: what n2m reports as chrF is sacrebleu's chrF++
+    chrf = sacrebleu.corpus_chrf(hypotheses, streams, word_order=2).score
+    assert report["test"]["test/chrf"] == pytest.approx(chrf, abs=1e-2) and chrf > 0
     ckpt = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
     assert ckpt[CARD_KEY]["shape"] == "N2M"
 
