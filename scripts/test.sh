@@ -7,7 +7,8 @@ scripts/setup.sh
 if ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null \
-    || echo "warning: could not install chromium; the browser test will say it is skipped" >&2
+    || { echo "could not install chromium: the browser tests need it (under CI=true they fail without it)" >&2
+         [ "${CI:-}" != true ] || exit 1; }
 fi
 . .venv/bin/activate
 export TOKENIZERS_PARALLELISM=false
