@@ -283,7 +283,8 @@ QUESTION, ANSWER = "난방이 안돼", "보일러가 난방으로 작동이 되�
 def search_server(tmp_path_factory):
     """e5-small as it comes (never fine-tuned; its own `query: ` / `passage: ` prefixes) over a real Korean corpus:
     the answers to the first 300 questions of the chatbot FAQ's test split (296 distinct), encoded at start-up."""
-    from n2m.serve.corpus import encode_corpus, read_corpus
+    from n2m.serve.corpus import encode_corpus
+    from n2m.shapes.n21.examples import load_texts
     from n2m.shapes.n21.predictor import SequencePredictor
 
     answers: list[str] = []
@@ -294,7 +295,7 @@ def search_server(tmp_path_factory):
     path = tmp_path_factory.mktemp("faq") / "answers.tsv"
     path.write_text("id\tanswer\n" + "".join(f"a{i}\t{a}\n" for i, a in enumerate(answers)), encoding="utf-8")
     predictor = SequencePredictor.from_backbone("e5-small")
-    corpus = encode_corpus(predictor, read_corpus(path, "answer", "id"), path)
+    corpus = encode_corpus(predictor, load_texts(path, "answer", id_column="id"), path)
     with LiveServer(create_app(predictor, name="e5-small", title="e5-small · 챗봇 답변 검색", corpus=corpus)) as url:
         yield url, len(answers)
 

@@ -19,7 +19,7 @@ from test_serve_cli import n2m
 
 from n2m import Predictor
 from n2m.serve import Limits, create_app
-from n2m.serve.corpus import build_corpus
+from n2m.serve.corpus import encode_corpus
 from n2m.shapes.n21.search import top_k
 
 SENTENCES = ["한 남자가 기타를 치고 있다.", "고양이가 소파에서 잔다.", "주식 시장이 올랐다.", "a man plays the guitar"]
@@ -234,7 +234,7 @@ def test_a_model_that_cannot_rank_says_why():
 
 
 def test_embeddings_and_predictions_share_the_micro_batches(bi):
-    corpus = build_corpus(bi, SENTENCES, source="four.tsv")
+    corpus = encode_corpus(bi, SENTENCES, "four.tsv")
     app = create_app(bi, name="tiny-sts", corpus=corpus, max_batch_size=64, max_wait_ms=50)
     pair = {"text": SENTENCES[0], "text_pair": SENTENCES[1]}
 

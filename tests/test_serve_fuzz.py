@@ -25,7 +25,7 @@ from serve_models import LiveServer, sts_model
 
 from n2m import Predictor
 from n2m.serve import Limits, create_app
-from n2m.serve.corpus import build_corpus
+from n2m.serve.corpus import encode_corpus
 from n2m.serve.limits import check_text, text_pattern
 
 # every schema-valid body fits in the byte limit (4 inputs × 2 texts × 50 characters × 12 bytes at most, an
@@ -52,7 +52,7 @@ def served(tiny_backbone, korsts_slice, tmp_path_factory) -> Any:
     folder: Path = sts_model(tiny_backbone, korsts_slice, tmp_path_factory.mktemp("serve-models"))
     predictor = Predictor.from_pretrained(folder)
     sentences = [line.split("\t")[5] for line in korsts_slice["train"].read_text(encoding="utf-8").splitlines()[1:21]]
-    corpus = build_corpus(predictor, sentences, source="korsts.tsv")
+    corpus = encode_corpus(predictor, sentences, "korsts.tsv")
     app = create_app(predictor, name="tiny-sts", limits=LIMITS, corpus=corpus)
     with LiveServer(app) as url:
         yield url, schemathesis.openapi.from_url(f"{url}/openapi.json")

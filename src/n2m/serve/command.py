@@ -63,12 +63,13 @@ def main(argv: list[str]) -> None:
     from n2m.core.predictor import Predictor
     from n2m.serve.app import create_app, vector_length
     from n2m.serve.connections import SilentConnectionsClose
-    from n2m.serve.corpus import encode_corpus, read_corpus
+    from n2m.serve.corpus import encode_corpus
+    from n2m.shapes.n21.examples import load_texts
 
     args = build_parser().parse_args(argv)
     folder = Path(args.model_dir)
     # the corpus is read and checked before the model loads: a bad file costs a second, not a model load
-    texts = read_corpus(args.corpus, args.corpus_column, args.corpus_id) if args.corpus else None
+    texts = load_texts(args.corpus, args.corpus_column, id_column=args.corpus_id) if args.corpus else None
     if args.threads:
         torch.set_num_threads(args.threads)
     options = {"onnx_file": args.onnx_file, "threads": args.threads} if args.backend == "onnx" else {}
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> None:
         dimensions, why = vector_length(predictor, predictor.info)
         if dimensions is None:
             raise ConfigError(f"--corpus needs a model with sentence vectors, and {why}")
-        corpus = encode_corpus(predictor, texts, args.corpus, args.max_batch_size)
+        corpus = encode_corpus(predictor, texts, args.corpus, args.max_batch_size, progress=True)
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_inputs=args.max_inputs,

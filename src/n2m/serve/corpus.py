@@ -2,7 +2,7 @@
 at start-up, and exact cosine search over them.
 
 The file is read and checked before the model loads (an empty file, or a row with no text, is a one-line error
-naming the file and the line), through the same reader as `n2m search`.
+naming the file and the line), through the same reader as `n2m search` (`n21.examples.load_texts`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from n2m.shapes.n21.examples import Texts, load_texts
+from n2m.shapes.n21.examples import Texts
 from n2m.shapes.n21.search import top_k
 
 MAX_TOP_K = 100  # hits per search request (the schema's `maximum`)
@@ -39,24 +39,21 @@ class Corpus:
         ]
 
 
-def read_corpus(path: str | Path, column: str = "text", id_column: str | None = None) -> Texts:
-    """The corpus file's texts (a `DataError` naming the file and line for an empty file or a row with no text)."""
-    return load_texts(path, column, id_column=id_column)
-
-
-def encode_corpus(predictor: Any, found: Texts, source: str | Path, batch_size: int = 32) -> Corpus:
-    """Passage vectors of every text, with a progress bar and a line saying what was done and how long it took."""
-    name = Path(source).name
-    print(f"encoding the corpus: {len(found.texts)} texts of {source} (passage side)…", flush=True)
+def encode_corpus(
+    predictor: Any,
+    texts: Texts | list[str],
+    source: str | Path = "corpus",
+    batch_size: int = 32,
+    progress: bool = False,
+) -> Corpus:
+    """Passage vectors of every text (a file's `Texts`, read with `load_texts` before the model loads, or texts in
+    memory, numbered from 0); `progress`: a bar and a line saying what was done and how long it took."""
+    found = texts if isinstance(texts, Texts) else Texts(list(texts), [str(i) for i in range(len(texts))], [])
+    if progress:
+        print(f"encoding the corpus: {len(found.texts)} texts of {source} (passage side)…", flush=True)
     started = time.perf_counter()
-    vectors = predictor.encode(found.texts, batch_size, kind="passage", progress=True)
-    print(f"corpus ready: {len(found.texts)} documents, {vectors.shape[1]} dimensions, "
-          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
-    return Corpus(name, list(found.ids), list(found.texts), np.ascontiguousarray(vectors, dtype=np.float32))
-
-
-def build_corpus(predictor: Any, texts: list[str], ids: list[str] | None = None, source: str = "corpus") -> Corpus:
-    """A corpus from texts in memory (tests, Python callers), encoded at once without a progress bar."""
-    vectors = predictor.encode(texts, kind="passage")
-    ids = ids if ids is not None else [str(i) for i in range(len(texts))]
-    return Corpus(source, list(ids), list(texts), np.ascontiguousarray(vectors, dtype=np.float32))
+    vectors = predictor.encode(found.texts, batch_size, kind="passage", progress=progress)
+    if progress:
+        print(f"corpus ready: {len(found.texts)} documents, {vectors.shape[1]} dimensions, "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    return Corpus(Path(source).name, found.ids, found.texts, np.ascontiguousarray(vectors, dtype=np.float32))

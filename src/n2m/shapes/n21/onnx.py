@@ -270,6 +270,10 @@ class OnnxPredictor(SequencePredictor):
         }
         return torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0])
 
+    @property
+    def dimension(self) -> int:
+        return int(next(o for o in self.session.get_outputs() if o.name == EMBEDDINGS_NAME).shape[-1])
+
     def embed_batch(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled vectors `(B, H)` from the graph's `embeddings` output. A pair graph embeds its two parts as one
         batch, so the texts go in as two halves (the last text again where their count is odd)."""

@@ -93,16 +93,14 @@ class SequencePredictor(BasePredictor):
     def token_counts(self, inputs: Sequence[Input]) -> list[int]:
         """Uncut token counts; for a bi-encoder pair, the longer of its two texts (each is cut alone)."""
         texts, pairs = self.split_inputs(inputs)
-        prefix = self.card.encoding.text_prefix
-        firsts = [prefix + t for t in texts]
         if pairs is None:
-            return [len(ids) for ids in self.tokenizer(firsts)["input_ids"]]
-        passage_prefix = self.card.settings.get("passage_prefix")
-        seconds = [(prefix if passage_prefix is None else passage_prefix) + t for t in pairs]
+            return self.text_token_counts(texts)
         if self.card.settings.get("pair_encoding", "cross") == "cross":
+            firsts = [self.text_encoding("query").text_prefix + t for t in texts]
+            seconds = [self.text_encoding("passage").text_prefix + t for t in pairs]
             return [len(ids) for ids in self.tokenizer(firsts, seconds)["input_ids"]]
-        a, b = self.tokenizer(firsts)["input_ids"], self.tokenizer(seconds)["input_ids"]
-        return [max(len(x), len(y)) for x, y in zip(a, b, strict=True)]
+        a, b = self.text_token_counts(texts), self.text_token_counts(pairs, "passage")
+        return [max(x, y) for x, y in zip(a, b, strict=True)]
 
     def length(self, feature: Features) -> int:
         return feature_length(feature)
@@ -212,7 +210,7 @@ class SequencePredictor(BasePredictor):
 
     @property
     def dimension(self) -> int:
-        """The length of a sentence vector."""
+        """The length of a sentence vector: the encoder's width (the ONNX backend reads its graph's)."""
         assert self.model is not None
         return int(self.model.encoder.config.hidden_size)
 
@@ -224,8 +222,7 @@ class SequencePredictor(BasePredictor):
 
     def embed_batch(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """One padded batch of texts alone → pooled vectors `(B, H)`, not normalized (the PyTorch backend)."""
-        if self.model is None:
-            raise ValueError(f"{type(self).__name__} gives no sentence vectors yet: encode with the torch backend")
+        assert self.model is not None  # a backend without a torch model overrides this
         return self.model.embed(inputs)
 
     def predict_outputs(self, inputs: Sequence[Input], batch_size: int | None = None) -> torch.Tensor:
