@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from transformers import AutoTokenizer
 
 from n2m.errors import DataError
@@ -91,23 +90,6 @@ def test_pooled_files_with_a_written_then_reused_split_file(tmp_path):
     write_pair(tmp_path, "a", [f"문장 {i}" for i in range(41)], [f"sentence {i}" for i in range(41)])
     with pytest.raises(DataError, match="written for 40 rows"):
         data().read_splits("fit")
-
-
-def test_the_committed_ko_en_split_is_what_the_split_rule_writes(tmp_path):
-    """`data/splits/ko-en.json` (the translation recipe's) was written by this rule: writing it afresh from the
-    recipe's files, ratios and seed gives the same bytes, so the split survives the code it was written by."""
-    recipe = yaml.safe_load((ROOT / "recipes/ko-en-translation.yaml").read_text(encoding="utf-8"))["data"]
-    committed = ROOT / recipe["split_file"]
-    fresh = tmp_path / "ko-en.json"
-    data = Seq2SeqDataModule(train=recipe["train"],
-                             columns=Seq2SeqColumns(**recipe["columns"]), split_file=str(fresh),
-                             val_ratio=recipe["val_ratio"], test_ratio=recipe["test_ratio"],
-                             split_seed=recipe["split_seed"])  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(ROOT)  # the recipe names its files relative to the repository, and so does the split file
-        splits = {**data.read_splits("fit"), **data.read_splits("test")}
-    assert fresh.read_bytes() == committed.read_bytes()
-    assert {name: len(rows) for name, rows in splits.items()} == {"train": 4570, "val": 240, "test": 534}
 
 
 def test_scitldr_list_fields_join_sources_and_keep_every_reference():

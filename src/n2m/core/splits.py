@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
 import torch
@@ -29,6 +29,30 @@ def carve(items: Sequence[T], test_ratio: float, val_ratio: float, seed: int) ->
             rest = [rest[i] for i in kept]
     out["train"] = rest
     return out
+
+
+def linked_groups(keys: Sequence[Iterable[Hashable]]) -> list[list[int]]:
+    """Item indices grouped so that items sharing any key are in one group, through chains too (a union-find):
+    carving whole groups keeps every key in one split. Groups come in the order of their first item."""
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[Hashable, int] = {}
+    for i, item_keys in enumerate(keys):
+        for key in item_keys:
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(keys)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
 
 
 def kfold(items: Sequence[T], folds: int, fold: int, seed: int) -> tuple[list[T], list[T]]:

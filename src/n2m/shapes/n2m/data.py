@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict
 from functools import cached_property
@@ -21,7 +22,7 @@ from n2m.backbones import converted_backbone, resolve_backbone
 from n2m.core.batching import pad_id
 from n2m.core.card import MAX_LENGTH
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
-from n2m.core.splits import carve
+from n2m.core.splits import carve, linked_groups
 from n2m.errors import DataError
 from n2m.shapes.n2m.encoding import encode_sources, encode_targets, pad_sources
 from n2m.shapes.n2m.examples import (
@@ -260,20 +261,41 @@ class Seq2SeqDataModule(ShapeDataModule):
         return batch
 
 
+def text_key(text: str) -> str:
+    """What makes two texts the same text for a split: NFC, spacing and case ignored (punctuation is not: in
+    a generated text it is part of what is scored)."""
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
 def write_split_file(
     path: Path, by_file: dict[str, list[Seq2SeqExample]], val_ratio: float, test_ratio: float, seed: int
 ) -> None:
-    """Each file split alone by the core's `carve` (test first, then validation from the rest), by line number."""
+    """Each file split alone by the core's `carve` (test first, then validation from the rest), over groups of
+    rows linked by a shared source or a shared reference (`text_key`), so no source and no reference text is in
+    two splits: a repeated answer or a misaligned row would otherwise score the model on what it trained on. A
+    group linking rows of several files goes with the file of its first row. Rows are named by line number."""
     if not (val_ratio or test_ratio):
         raise DataError("does not exist, and no `val_ratio` / `test_ratio` is set to write it from", path)
-    files = {}
-    for file, examples in by_file.items():
-        carved = carve([ex.line for ex in examples], test_ratio, val_ratio, seed)
-        files[file] = {"rows": len(examples), "val": carved.get("val", []), "test": carved.get("test", [])}
+    rows = [ex for examples in by_file.values() for ex in examples]
+    keys = [[("source", text_key(ex.source)), *(("reference", text_key(r)) for r in ex.references)] for ex in rows]
+    by_home: dict[str, list[list[Seq2SeqExample]]] = {file: [] for file in by_file}
+    for group in linked_groups(keys):
+        by_home[rows[group[0]].file].append([rows[i] for i in group])
+    held: dict[str, dict[str, list[int]]] = {file: {"val": [], "test": []} for file in by_file}
+    for groups in by_home.values():
+        carved = carve(groups, test_ratio, val_ratio, seed)
+        for name in ("val", "test"):
+            for ex in (ex for group in carved.get(name, []) for ex in group):
+                held[ex.file][name].append(ex.line)
+    files = {
+        file: {"rows": len(examples), "val": sorted(held[file]["val"]), "test": sorted(held[file]["test"])}
+        for file, examples in by_file.items()
+    }
     about = (
         f"Fixed split, written by n2m's Seq2SeqDataModule: per file, seeded_split(test_ratio={test_ratio}, "
-        f"seed={seed + 1}) then seeded_split(val_ratio={val_ratio}, seed={seed}) of the rest; line numbers are "
-        "1-based. Rows not listed train."
+        f"seed={seed + 1}) then seeded_split(val_ratio={val_ratio}, seed={seed}) of the rest, over groups of rows "
+        "that share a source or a reference (NFC, spacing and case ignored), so no such text is in two splits; "
+        "line numbers are 1-based. Rows not listed train."
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"about": about, "files": files}, ensure_ascii=False) + "\n", encoding="utf-8")
