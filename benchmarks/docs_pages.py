@@ -1,0 +1,1078 @@
+"""The reader-facing benchmark pages, written from the committed results files: `docs/benchmarks/<name>.md`, and
+the README's generated blocks (the headline results table and the fresh-clone figures).
+
+Every figure on a page is read from a results file when the page is written, so a page and its file cannot
+drift apart: a benchmark script calls `write_pages("<name>")` after it writes its results, and
+`tests/test_benchmark_docs.py` fails when a committed page differs from what its files give. The prose around
+the tables is template text here; a page whose results file is absent is not written.
+
+    python benchmarks/docs_pages.py            # rewrite every page and the README's blocks
+    python benchmarks/docs_pages.py --check    # exit 1, naming them, if any is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = "benchmarks/results"
+DOCS = "docs/benchmarks"
+GENERATED = "<!-- Written by `python benchmarks/docs_pages.py` from the results files named below: edit that script, not this page. -->"  # noqa: E501
+Json = dict[str, Any]
+
+
+# ---- reading and formatting ------------------------------------------------------------------------------------
+def load(root: Path, name: str) -> Json | None:
+    """A results file under benchmarks/results (or a path relative to the root), None when absent."""
+    path = root / name if "/" in name else root / RESULTS / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def link(name: str, up: int = 2) -> str:
+    """A Markdown link to a results file from a page `up` folders below the root."""
+    path = name if "/" in name else f"{RESULTS}/{name}"
+    return f"[`{path}`]({'../' * up}{path})"
+
+
+def f4(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4f}"
+
+
+def f2(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def f1(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
+def lr(x: float) -> str:
+    """A learning rate as a recipe writes it: 1e-4, 5e-5."""
+    return re.sub(r"e([-+])0*(\d)", r"e\1\2", f"{x:.0e}")
+
+
+def times(x: float | None) -> str:
+    return "—" if x is None else f"×{x:.2f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    """a / b as "×r", for a page; the README's block uses only ratios a results file holds."""
+    return "—" if a is None or not b else f"×{a / b:.2f}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def chrf_keys(block: Json, marker: Json | None = None, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, label) of a block's chrF figures. torchmetrics' `CHRFScore()` counts word bigrams by default: chrF++.
+    A file that reports both names them `chrf` (characters only) and `chrf++`, or says `chrf_word_order`; in
+    a file with neither, `chrf` is chrF++."""
+    marker = marker or {}
+    true_chrf = f"{prefix}chrf++" in block or marker.get("chrf_word_order") == 0
+    out = [(f"{prefix}chrf", "chrF" if true_chrf else "chrF++")] if f"{prefix}chrf" in block else []
+    return out + ([(f"{prefix}chrf++", "chrF++")] if f"{prefix}chrf++" in block else [])
+
+
+def page(title: str, measures: str, rerun: Sequence[str], files: Sequence[str], facts: str, body: list[str]) -> str:
+    """A page: what it measures, how to rerun it, where its figures live, the machine and date, the tables."""
+    lines = [f"# {title}", "", GENERATED, "", f"**What it measures.** {measures}", "", "**Rerun:**", "", "```bash"]
+    lines += [*rerun, "```", "", "**Results files:** " + ", ".join(link(f) for f in files) + ".", ""]
+    lines += [f"**Machine and date:** {facts}", "", *body]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def machine_date(r: Json) -> str:
+    return f"{r.get('machine', '?')}, {r.get('date', '?')}"
+
+
+# ---- KorSTS -----------------------------------------------------------------------------------------------------
+def sts_rows(r: Json, gpu: bool) -> list[list[str]]:
+    # `backbone`: both sides were given one (the GPU run's trimmed e5-small); else HF loads the full model
+    hf_model = "the same trimmed e5-small" if r.get("backbone") else "full e5-small"
+    names = {"hf": f"HF `Trainer` (cross-encoder, {hf_model})",
+             "n2m": "n2m, `recipes/korsts.yaml` (bi-encoder, trimmed e5-small)"}  # fmt: skip
+    rows = []
+    for key in ("hf", "n2m", "n2m_ensemble"):
+        s = r.get(key)
+        if s is None:
+            continue
+        name = names.get(key) or (
+            f"n2m ensemble (bi-encoder + `recipes/korsts-cross.yaml`, weights fitted on dev, "
+            f"{' : '.join(f'{w:g}' for w in s.get('weights') or [])})"
+        )
+        row = [name, f4(s["pearson"]), f4(s["spearman"]), f2(s["samples_per_s"]), f1(s["wall_s"]),
+               f1(s["peak_rss_mb"])]  # fmt: skip
+        if gpu:
+            row.append(f1(s.get("peak_gpu_mb")))
+        rows.append([*row, f1(s.get("checkpoint_mb"))])
+    return rows
+
+
+def sts_table(r: Json) -> list[str]:
+    gpu = "peak_gpu" in r.get("ratios", {})
+    headers = ["system", "Pearson", "Spearman", "train pairs/s", "train s", "peak RSS MB"]
+    headers += ["peak GPU MB"] * gpu + ["model MB"]
+    return table(headers, sts_rows(r, gpu))
+
+
+def sts_vs_hf(root: Path) -> str | None:
+    cpu, gpu = load(root, "sts_vs_hf.json"), load(root, "sts_vs_hf.gpu.json")
+    if cpu is None and gpu is None:
+        return None
+    body: list[str] = []
+    files = []
+    if cpu is not None:
+        files.append("sts_vs_hf.json")
+        hf, n2m, ens, q = cpu["hf"], cpu["n2m"], cpu.get("n2m_ensemble"), cpu["ratios"]
+        body += [
+            f"## On the CPU ({cpu['mode']} mode, {cpu['epochs']} epochs)",
+            "",
+            "Both sides: KorSTS train, the same machine, seed 0, batch 32, AdamW, 10% warm-up then linear decay. "
+            "HF: the cross-encoder a user writes by hand (`BertForSequenceClassification`, `num_labels=1`, MSE, "
+            "lr 5e-5), on the full e5-small, scored on test after its last epoch. n2m: `recipes/korsts.yaml` "
+            "(bi-encoder, cosine trained with MSE against score / 5, mean pooling, vocabulary trimmed to the data, "
+            "lr 3e-5), its epoch chosen on KorSTS dev and the test split scored once. Throughput counts training "
+            "only (n2m's per-epoch validation is subtracted; the ensemble's time is its two members' together); "
+            "peak RSS is each system's own child process, the ensemble's the larger of its members'.",
+            "",
+            *sts_table(cpu),
+            "",
+            f"- n2m's single model against HF: Pearson {q['pearson_delta']:+.4f}, training pairs/s "
+            f"{times(q['throughput'])}, peak RSS {times(q['peak_rss'])}, model file {times(q['checkpoint'])}. "
+            "These ratios compare two designs on two model sizes, not two training loops (see above).",
+        ]
+        if ens is not None:
+            members = ens.get("member_test_pearson") or []
+            body.append(
+                f"- The ensemble scores {f4(ens['pearson'])}, {ens['pearson'] - n2m['pearson']:+.4f} against the "
+                "single model."
+                + (
+                    f" Its cross-encoder alone scores {f4(members[1])} (HF's cross-encoder: {f4(hf['pearson'])}); "
+                    "it errs differently from the bi-encoder, and the weights fitted on dev give it the small share "
+                    "that helps."
+                    if len(members) > 1
+                    else ""
+                )
+            )
+        body += ["", *mmap_runs(root, cpu)]
+    if gpu is not None:
+        files.append("sts_vs_hf.gpu.json")
+        q = gpu["ratios"]
+        body += [
+            "",
+            f"## On one GPU ({gpu['mode']} mode, {gpu['epochs']} epochs, {gpu.get('precision', 'fp32')})",
+            "",
+            "`benchmarks/sts_gpu.sh` on a lent GPU machine: `sts_vs_hf.py --accelerator gpu`, both sides in bf16 "
+            "autocast, everything else as on the CPU. That machine has no network, so both sides load e5-small cut "
+            f"to the pieces KorSTS train, dev and test use (`{gpu.get('backbone')}`, written by "
+            "`benchmarks/sts_gpu_prepare.sh`; every KorSTS text tokenizes as with the full model). Here both sides "
+            "have the same trimmed model, so the difference is the design (cross-encoder against bi-encoder) and "
+            "the tools.",
+            "",
+            *sts_table(gpu),
+            "",
+            f"- n2m's single model against HF: Pearson {q['pearson_delta']:+.4f}, training pairs/s "
+            f"{times(q['throughput'])}, peak GPU memory {times(q.get('peak_gpu'))} "
+            f"(`torch.cuda.max_memory_allocated`), peak RSS {times(q['peak_rss'])}.",
+        ]
+        if q["throughput"] < 1:
+            body.append(
+                "- In this run n2m trained slower than HF: the bi-encoder runs the encoder once per sentence, "
+                "twice per pair, on batches of 32 short sentences, where a GPU waits on kernel launches more than "
+                "on arithmetic; HF's cross-encoder runs once over the joined pair."
+            )
+        if cpu is not None:
+            body.append(
+                f"- HF's cross-encoder scores {f4(gpu['hf']['pearson'])} in bf16 here against "
+                f"{f4(cpu['hf']['pearson'])} in fp32 on the CPU, same seed."
+            )
+    return page(
+        "KorSTS: n2m against HF `Trainer`, tool against tool",
+        "**tool against tool**: HF `Trainer` fine-tuning a cross-encoder on the full 250k-piece e5-small (118M "
+        "parameters) against n2m's bi-encoder on the vocabulary-trimmed e5-small (24M), each as a user would "
+        "write it. It measures the tools as a user would use them, not the training loop: the trimming and the "
+        "bi-encoder design account for most of the throughput and memory difference. The training loop like "
+        "for like (the same trimmed bi-encoder on both sides) is [sts_same_model](sts_same_model.md).",
+        [
+            "python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix        # CPU → sts_vs_hf.json",
+            "bash benchmarks/sts_gpu.sh                                             # one GPU → sts_vs_hf.gpu.json",
+        ],
+        files,
+        "; ".join(f"{name}: {machine_date(r)}" for name, r in (("CPU", cpu), ("GPU", gpu)) if r is not None),
+        body,
+    )
+
+
+MMAP_RUNS = (
+    ("4 MB", "sts_vs_hf.mmap-4mb.json"),
+    ("1.5 MB", "sts_vs_hf.mmap-1.5mb.json"),
+    ("2 MB (the recipe)", "sts_vs_hf.json"),
+)
+
+
+def mmap_runs(root: Path, cpu: Json) -> list[str]:
+    """n2m's side of the CPU run at several `mmap_threshold_mb`: what the setting did to the comparison."""
+    runs = [(mb, name, load(root, name)) for mb, name in MMAP_RUNS]
+    runs = [(mb, name, r) for mb, name, r in runs if r is not None]
+    if len(runs) < 2:
+        return []
+    rows = [[mb, f2(r["n2m"]["samples_per_s"]), times(r["ratios"]["throughput"]), f1(r["n2m"]["peak_rss_mb"]),
+             times(r["ratios"]["peak_rss"]), link(name)] for mb, name, r in runs]  # fmt: skip
+    return [
+        "### What `mmap_threshold_mb` changed",
+        "",
+        "The same recipe, seed and code in full runs differing only in n2m's `mmap_threshold_mb` (the model and "
+        "its scores are identical in all: the setting moves where memory lives, not the arithmetic; HF's side is "
+        "the same run in each file):",
+        "",
+        *table(["n2m's mmap threshold", "train pairs/s", "×HF", "peak RSS MB", "×HF", "results"], rows),
+        "",
+        "n2m's peak RSS was already well under HF's at the 4 MB default: most of that difference is the trimmed "
+        "model and the bi-encoder, not the threshold. What the threshold itself does to a training run is "
+        "measured in [mmap_threshold](mmap_threshold.md); timings on this shared 2-core machine drift by several "
+        "percent between runs.",
+    ]
+
+
+def sts_same_model(root: Path) -> str | None:
+    runs = [(label, name, load(root, name)) for label, name in
+            (("CPU", "sts_same_model.json"), ("GPU", "sts_same_model.gpu.json"))]  # fmt: skip
+    runs = [(label, name, r) for label, name, r in runs if r is not None]
+    if not runs:
+        return None
+    body: list[str] = []
+    for label, _, r in runs:
+        st, n2m = r["st"], r["n2m"]
+        rows = [[name, f4(s.get("pearson")), f4(s.get("spearman")), f2(s.get("samples_per_s")), f1(s.get("wall_s")),
+                 f1(s.get("peak_rss_mb")), f1(s.get("peak_gpu_mb"))]
+                for name, s in (("sentence-transformers `SentenceTransformerTrainer`", st), ("n2m", n2m))]  # fmt: skip
+        body += [
+            f"## {label} ({r.get('mode', '?')} mode, {machine_date(r)})",
+            "",
+            *table(["system", "Pearson", "Spearman", "train pairs/s", "train s", "peak RSS MB", "peak GPU MB"], rows),
+            "",
+            f"- n2m against sentence-transformers: Pearson {n2m['pearson'] - st['pearson']:+.4f}, training "
+            f"pairs/s {ratio(n2m.get('samples_per_s'), st.get('samples_per_s'))}, peak RSS "
+            f"{ratio(n2m.get('peak_rss_mb'), st.get('peak_rss_mb'))}.",
+        ]
+        extra = {k: v for k, v in r.items() if k not in ("mode", "machine", "date", "st", "n2m")}
+        if extra:
+            body += ["", "Also in the file:", ""]
+            body += [f"- `{k}`: `{json.dumps(v, ensure_ascii=False)}`" for k, v in extra.items()]
+        body.append("")
+    return page(
+        "KorSTS: the training loop, like for like",
+        "**the training loop like for like**: n2m against sentence-transformers' trainer "
+        "(`SentenceTransformerTrainer` with `CosineSimilarityLoss`, the tool a user writes a bi-encoder with). "
+        "Both sides train the same vocabulary-trimmed e5-small bi-encoder with the same loss, epochs, batch, "
+        "learning rate, warm-up, seed and gradient clipping, each scored at its best validation epoch. What is "
+        "left is the loop. The tool-against-tool comparison is [sts_vs_hf](sts_vs_hf.md).",
+        [
+            "python benchmarks/sts_same_model.py                       # CPU → sts_same_model.json",
+            "python benchmarks/sts_same_model.py --accelerator gpu     # one GPU → sts_same_model.gpu.json",
+        ],
+        [name for _, name, _ in runs],
+        "; ".join(f"{label}: {machine_date(r)}" for label, _, r in runs),
+        body,
+    )
+
+
+def sts_dev_trials(root: Path) -> str | None:
+    cpu, gpu = load(root, "sts_dev_trials.json"), load(root, "sts_dev_trials.gpu.json")
+    if cpu is None and gpu is None:
+        return None
+    body: list[str] = []
+    for label, name, r in (("CPU", "sts_dev_trials.json", cpu), ("GPU", "sts_dev_trials.gpu.json", gpu)):
+        if r is None:
+            continue
+        rows = [[f"`{trial}`", " ".join(f"`{o}`" for o in t["overrides"]) or "(the recipe)",
+                 " / ".join(f4(x) for x in t["dev_pearson_by_epoch"]), f4(t["best_dev_pearson"]), t["date"]]
+                for trial, t in r.items()]  # fmt: skip
+        body += [f"## {label} ({link(name)})", "", *table(["trial", "overrides", "dev Pearson by epoch",
+                                                             "best", "date"], rows), ""]  # fmt: skip
+        stage = next((t["first_stage"] for t in r.values() if "first_stage" in t), None)
+        if stage:
+            body += [
+                f"The `init_from` trial's first stage (`{stage['run']}`, `recipes/kornli-bi.yaml`): KorNLI dev "
+                f"accuracy {' / '.join(f4(x) for x in stage['val_accuracy_by_epoch'])} by epoch.",
+                "",
+            ]
+    if gpu is not None:
+        body.append(
+            "On the GPU the two seeds (`seed1` and the recipe's run in [sts_vs_hf](sts_vs_hf.md)) differ by as "
+            "much as any variant from the recipe, so no variant was carried back to the CPU."
+        )
+    machines = "; ".join(f"{label}: {next(iter(r.values()))['machine']}" for label, r in (("CPU", cpu), ("GPU", gpu))
+                         if r)  # fmt: skip
+    return page(
+        "KorSTS: recipe variants screened on dev",
+        "variants of `recipes/korsts.yaml`, each trained in full and judged on KorSTS **dev** only (the test split "
+        "is never used to choose): a variant replaces the recipe only if it beats it there by more than the "
+        "noise between seeds. Each row is one run.",
+        [
+            "python benchmarks/sts_dev_trials.py NAME...                 # CPU → sts_dev_trials.json",
+            "python benchmarks/sts_dev_trials.py --accelerator gpu --backbone .gpu/e5-small-korsts NAME...   # GPU",
+        ],
+        [n for n, r in (("sts_dev_trials.json", cpu), ("sts_dev_trials.gpu.json", gpu)) if r],
+        machines + " (each trial's date in its row)",
+        body,
+    )
+
+
+def sts_seed_soup(root: Path) -> str | None:
+    r = load(root, "sts_seed_soup.json")
+    if r is None:
+        return None
+    rows = [[name.replace("+", " + "), f4(x)] for name, x in r["dev_pearson"].items()]
+    return page(
+        "KorSTS: averaging the weights of seed runs (model soup)",
+        "one model whose weights are the mean of several runs of `recipes/korsts.yaml` that differ only in their "
+        "seed, scored on KorSTS dev, against each run alone.",
+        ["python benchmarks/sts_seed_soup.py"],
+        ["sts_seed_soup.json"],
+        machine_date(r),
+        table(["weights of", "KorSTS dev Pearson"], rows),
+    )
+
+
+# ---- N2N ----------------------------------------------------------------------------------------------------------
+def ner_vs_hf(root: Path) -> str | None:
+    r = load(root, "ner_vs_hf.json")
+    if r is None:
+        return None
+    hf, n2m, hfc = r["hf"], r["n2m"], r.get("hf_constrained")
+
+    def hf_name(s: Json, what: str) -> str:
+        head = f", head at `head_lr` {lr(s['head_lr'])}" if s.get("head_lr") is not None else ""
+        return f"HF `Trainer` + `AutoModelForTokenClassification`{head}{what}"
+
+    systems = [(hf_name(hf, ", argmax per token"), hf)]
+    if hfc is not None:
+        systems.append((hf_name(hfc, ", n2m's constrained BIO decoding on its logits"), hfc))
+    systems.append(("n2m, `recipes/klue-ner.yaml` (constrained BIO decoding)", n2m))
+    rows = [[name, f4(s["f1"]), f4(s["precision"]), f4(s["recall"]), f2(s.get("samples_per_s")),
+             f1(s.get("peak_rss_mb"))] for name, s in systems]  # fmt: skip
+    q = r["ratios"]
+    body = [
+        *table(["system", "entity F1", "precision", "recall", "train sentences/s", "peak RSS MB"], rows),
+        "",
+        f"- n2m against HF: F1 {q['f1_delta']:+.4f}, training sentences/s {times(q['throughput'])}, peak RSS "
+        f"{times(q['peak_rss'])}.",
+        f"- Constrained BIO decoding, n2m's own model: F1 {f4(n2m['f1_argmax'])} with a plain argmax per "
+        f"character, {f4(n2m['f1_constrained'])} with it.",
+    ]
+    if hf.get("head_lr") is None:
+        body.append(
+            "- In this run only n2m's new head trained at a higher `head_lr` (1e-3 in `recipes/klue-ner.yaml`); HF "
+            f"trained every parameter at {lr(r['lr'])}. Part of the F1 difference is that setting, which HF did not "
+            "get here."
+        )
+    body += [
+        "- n2m reads each character from its token plus its offset in it, so an entity may end inside a token. "
+        f"{r['epochs']} epoch on 4,050 sentences is little, so both F1s are low in absolute terms.",
+    ]
+    return page(
+        "KLUE-NER: n2m against HF `Trainer`",
+        "**tool against tool on the same model**: KLUE-NER entity F1 (exact character span and type, micro, "
+        "seqeval's default mode, both sides scored by the same code) on the test part of "
+        "`data/splits/klue-ner.json` (4,050 / 450 / 500 sentences of the bundled dev file), with the same "
+        f"vocabulary-trimmed e5-small on both sides, {r['epochs']} epoch, batch {r['batch_size']}, lr {lr(r['lr'])}, "
+        f"seed {r['seed']}. Throughput counts training only (n2m's validation is subtracted).",
+        ["python benchmarks/ner_vs_hf.py"],
+        ["ner_vs_hf.json"],
+        f"{machine_date(r)}, {r['mode']} mode, {r['test_sentences']} test sentences",
+        body,
+    )
+
+
+def pos_vs_kiwi(root: Path) -> str | None:
+    r = load(root, "pos_vs_kiwi.json")
+    if r is None:
+        return None
+    kiwi, n2m = r["kiwi"], r["n2m"]
+    rows = [
+        [f"Kiwi (`{kiwi['version']}`, its bundled model, no training)", f4(kiwi["accuracy"]),
+         f4(kiwi["accuracy_coarse_mm"])],
+        [f"n2m, `recipes/ko-pos.yaml` (e5-small, {n2m['epochs_trained']} epochs)", f4(n2m["accuracy"]),
+         f4(n2m["accuracy_coarse_mm"])],
+    ]  # fmt: skip
+    return page(
+        "Korean POS: n2m against Kiwi",
+        f"Korean part-of-speech per word on KLUE-DP's test split (`data/splits/klue-dp.json`: {r['sentences']} "
+        f"sentences, {r['words']} words): word-level exact match of the whole tag sequence (`NNP+JKS`); Kiwi's "
+        "morphemes are joined per word into the same form. **Tool against tool**: a trained tagger with its own "
+        "model against n2m trained on the bundled sentences.",
+        ["python benchmarks/pos_vs_kiwi.py"],
+        ["pos_vs_kiwi.json"],
+        f"{machine_date(r)}, {r['mode']} mode",
+        [
+            *table(["system", "word accuracy", "with MMD/MMN/MMA as MM"], rows),
+            "",
+            "Kiwi, trained on far more Korean, is ahead; n2m predicts one tag sequence per word from the "
+            f"{n2m['tag_sequences_known']} it saw in training, and "
+            f"{r['gold_words_with_a_sequence_unseen_in_training']} test words carry a sequence never seen there.",
+        ],
+    )
+
+
+# ---- N2M ----------------------------------------------------------------------------------------------------------
+def seq2seq_vs_hf(root: Path) -> str | None:
+    r = load(root, "seq2seq_vs_hf.json")
+    if r is None:
+        return None
+    d = r["details"]
+    chrf = chrf_keys(r["n2m"], r)
+    names = {"hf": "HF `Seq2SeqTrainer`", "n2m": f"n2m (`{r.get('recipe')}`)"}
+    rows = [[names[s], f2(r[s]["bleu"]), *(f2(r[s].get(k)) for k, _ in chrf), f2(r[s]["samples_per_s"]),
+             f1(r[s]["gen_tokens_per_s"]), f1(r[s]["peak_rss_mb"]), f1(d[s]["wall_s"])]
+            for s in ("hf", "n2m")]  # fmt: skip
+    headers = ["system", "BLEU (13a)", *(label for _, label in chrf), "train pairs/s", "generated tokens/s",
+               "peak RSS MB", "wall s (train + val)"]  # fmt: skip
+    hf, n2m = r["hf"], r["n2m"]
+    return page(
+        "Korean → English translation: n2m against HF `Seq2SeqTrainer`",
+        "**tool against tool on the same model**: `recipes/ko-en-translation.yaml` (the committed split of the "
+        "pooled news, JHE and Tatoeba pairs) side by side with HF `Seq2SeqTrainer` on the same warm-started model "
+        "(e5-small's first 6 layers as encoder, its first 3 as decoder, cross-attention copied from "
+        "self-attention), data, epochs, learning rates and decoding (beam 4, no repeated 3-gram); each side picks "
+        "its epoch by validation BLEU and scores the test split once. Training throughput counts optimizer steps "
+        "only; generation throughput is over the test split.",
+        ["python benchmarks/seq2seq_vs_hf.py"],
+        ["seq2seq_vs_hf.json"],
+        f"{machine_date(r)}, {r['mode']} mode; {d['epochs']} epochs, {d['train_pairs']} training pairs, "
+        f"{d['test_pairs']} test pairs",
+        [
+            *table(headers, rows),
+            "",
+            f"- n2m against HF: training pairs/s {ratio(n2m['samples_per_s'], hf['samples_per_s'])} (length-grouped "
+            f"batches), generated tokens/s {ratio(n2m['gen_tokens_per_s'], hf['gen_tokens_per_s'])}, peak RSS "
+            f"{ratio(n2m['peak_rss_mb'], hf['peak_rss_mb'])}.",
+            "- "
+            + ", ".join(
+                f"{label}: torchmetrics' `CHRFScore`"
+                + (" default (word n-gram order 2)" if label == "chrF++" else " with `n_word_order=0`")
+                for _, label in chrf
+            )
+            + ".",
+            f"- Both BLEUs are low: about {d['train_pairs']} training pairs, mostly news, are little for a "
+            "6 + 3-layer model trained for minutes on a CPU.",
+        ],
+    )
+
+
+def chatbot_samples(root: Path) -> str | None:
+    samples = root / RESULTS / "chatbot_samples.md"
+    r = load(root, "results/recipes/ko-chatbot.json")
+    if r is None or not samples.is_file():
+        return None
+    rows = [line for line in samples.read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    test = r["test"]
+    scores = ", ".join(f"{label} {f2(test[k])}" for k, label in chrf_keys(test, prefix="test/"))
+    return page(
+        "Korean chatbot: five seeded test answers",
+        "what `recipes/ko-chatbot.yaml` (songys/Chatbot_data, an encoder-decoder warm-started from e5-small) "
+        "answers: five test questions picked by `torch.randperm(seed=0)`, not by hand, decoded as in the recipe "
+        "(beam 4). The checkpoint is chosen by validation loss.",
+        [
+            "n2m fit --config recipes/ko-chatbot.yaml                 # scripts/run_recipes.sh ko-chatbot",
+            "python benchmarks/chatbot_samples.py",
+        ],
+        ["results/recipes/ko-chatbot.json", "chatbot_samples.md"],
+        f"{machine_date(r)}, {r['epochs']} epochs, {r['fit_wall_s'] / 60:.0f} min",
+        [
+            f"Test split ({r['test_file']}): BLEU {f2(test['test/bleu'])} (SacreBLEU `char` tokenization: Korean "
+            f"spacing varies by writer), {scores}.",
+            "",
+            *rows,
+            "",
+            "The answers are fluent and on topic, and sometimes odd: the dataset is small for open dialogue.",
+        ],
+    )
+
+
+def seq2seq_warm_start_probe(root: Path) -> str | None:
+    r = load(root, "seq2seq_warm_start_probe.json")
+    if r is None:
+        return None
+    variants = r["variants"]
+    chrf = chrf_keys(variants[0], r, prefix="memorization_")
+    rows = [[v["cross_attention_init"], f"{v['lr']:g}", f"{v['head_lr']:g}", f2(v["memorization_bleu"]),
+             *(f2(v.get(k)) for k, _ in chrf), f"{v['distinct_outputs']} / {r['pairs']}",
+             f"{v['train_loss_by_epoch'][-1]:.3f}"] for v in variants]  # fmt: skip
+    return page(
+        "Warm-started decoder: does it read its source?",
+        f"a memorization probe that chose the N2M recipes' warm-start settings: {r['pairs']} training pairs of "
+        f"`{r['recipe']}`, {r['epochs']} epochs, then greedy generation on those same sources. A decoder that uses "
+        "its source reproduces many different targets; one that does not writes the same sentence for every input.",
+        ["python benchmarks/seq2seq_warm_start_probe.py"],
+        ["seq2seq_warm_start_probe.json"],
+        machine_date(r),
+        table(
+            [
+                "cross-attention init",
+                "lr",
+                "head_lr",
+                "BLEU",
+                *(label for _, label in chrf),
+                "distinct outputs",
+                "final train loss",
+            ],
+            rows,
+        ),
+    )
+
+
+# ---- retrieval ----------------------------------------------------------------------------------------------------
+def retrieval_vs_st(root: Path) -> str | None:
+    stems = [s for s in ("retrieval_vs_st", "retrieval_vs_st.quick") if load(root, f"{s}.json") is not None]
+    if not stems:
+        return None
+    body: list[str] = []
+    files: list[str] = []
+    for stem in stems:
+        r, d = load(root, f"{stem}.json"), load(root, f"{stem}.details.json") or {}
+        assert r is not None
+        files += [f"{stem}.json"] + ([f"{stem}.details.json"] if d else [])
+        st, n2m, untrained = r["st"], r["n2m"], r["untrained"]
+        names = (("e5-small, untrained", untrained), ("sentence-transformers", st), ("n2m", n2m))
+        quality = [[name, f4(s["mrr10"]), f4(s["recall1"]), f4(s["recall10"])] for name, s in names]
+        train = [[name, f2(s["train_pairs_per_s"]), f1(s["peak_rss_mb"])] for name, s in names[1:]]
+        encode = [
+            ["`SentenceTransformer.encode`", f1(st["encode_per_s"]), ""],
+            ["`SequencePredictor.encode`, torch", f1(n2m["encode_per_s"]), ""],
+            ["`SequencePredictor.encode`, ONNX fp32", f1(n2m.get("encode_per_s_onnx")), ""],
+            ["`SequencePredictor.encode`, ONNX int8", f1(n2m.get("encode_per_s_int8")), f4(n2m.get("int8_min_cosine"))],
+        ]
+        s = d.get("settings", {})
+        setup = (f"{d['train_pairs']} training pairs, {s.get('epochs')} epoch(s), batch {s.get('batch_size')}, lr "
+                 f"{s.get('lr')}, " if d else "")  # fmt: skip
+        body += [
+            f"## {r['mode']} mode ({machine_date(r)})",
+            "",
+            f"{setup}{r['queries']} held-out test questions ranked against all {r['corpus_size']} answers by exact "
+            "cosine."
+            + (
+                " A quick run is a sample for CI and a smoke test, not a measurement of quality."
+                if r["mode"] == "quick"
+                else ""
+            ),
+            "",
+            *table(["model", "MRR@10", "Recall@1", "Recall@10"], quality),
+            "",
+            *table(["training", "train pairs/s", "peak RSS MB"], train),
+            "",
+            *table(["encoder", "sentences/s", "lowest cosine to fp32"], encode),
+            "",
+        ]
+    return page(
+        "Korean FAQ retrieval: n2m against sentence-transformers",
+        "**the training loop like for like**: `recipes/ko-faq-retrieval.yaml` against sentence-transformers' "
+        "`SentenceTransformerTrainer` with `MultipleNegativesRankingLoss` on the same backbone, pairs, loss "
+        "(in-batch negatives), epochs, batch, learning rate, warm-up, weight decay, clipping, prefixes and seed; "
+        "both trained models and the untrained backbone scored by one function (MRR@10, Recall@1, Recall@10). "
+        "Encoding speed: sentences/s over the answer corpus, one process.",
+        [
+            "python benchmarks/retrieval_vs_st.py --quick      # a sample, 1 epoch → retrieval_vs_st.quick.json",
+            "python benchmarks/retrieval_vs_st.py              # the recipe as it is → retrieval_vs_st.json",
+        ],
+        files,
+        "; ".join(f"{stem}: {machine_date(load(root, f'{stem}.json') or {})}" for stem in stems),
+        body,
+    )
+
+
+# ---- exports, serving, memory and code ------------------------------------------------------------------------------
+def vocab_generalization(root: Path) -> str | None:
+    r = load(root, "vocab_generalization.json")
+    if r is None:
+        return None
+    tok = [[corpus, t["texts"], f"{t['backbone']['unk_rate']:.2%}", f"{t['trimmed']['unk_rate']:.2%}",
+            f"{t['trimmed']['changed_texts']:.1%}", f"{t['export']['unk_rate']:.2%}",
+            f"{t['export']['changed_texts']:.1%}"] for corpus, t in r["tokenizers"].items()]  # fmt: skip
+    score = [[name, f4(s["korsts_test_pearson"]), f4(s["question_pair_auc"])]
+             for part in ("zero_shot", "fine_tuned") for name, s in r[part].items()]  # fmt: skip
+    return page(
+        "Text the training file never had: vocabulary trimming and the export",
+        f"`trim_vocab` trains e5-small on the {r['trimmed_pieces']} pieces KorSTS train and dev use. On Korean text "
+        "from other sources, how often does that cut tokenizer give `<unk>` or segment a text differently from "
+        "e5-small, and what does `n2m export` (which writes the trained rows back into the full table by "
+        "default) give back?",
+        ["python benchmarks/vocab_generalization.py"],
+        ["vocab_generalization.json"],
+        f"{machine_date(r)}; fine-tuned: `n2m fit --config {r['recipe']}`",
+        [
+            "## Tokenization of other corpora",
+            "",
+            *table(
+                [
+                    "corpus",
+                    "texts",
+                    "e5-small `<unk>`",
+                    "trimmed `<unk>`",
+                    "trimmed: texts segmented differently",
+                    "export `<unk>`",
+                    "export: texts segmented differently",
+                ],
+                tok,
+            ),
+            "",
+            "## Scores",
+            "",
+            "KorSTS test Pearson and, with the score as a duplicate-question score, ROC AUC on "
+            "`korean_question_pair` test. Zero-shot: the untouched e5-small read through each tokenizer (same "
+            "weights); fine-tuned: the quick start's model exported both ways.",
+            "",
+            *table(["model", "KorSTS test Pearson", "question-pair AUC"], score),
+        ],
+    )
+
+
+def int8_error(root: Path) -> str | None:
+    r = load(root, "int8_error.json")
+    if r is None:
+        return None
+    fp32 = r["settings"]["fp32"]
+    rows = [[name, f"`{json.dumps(s['settings'])}`", f4(s["mean_abs"]), f4(s["mean_signed"]), f4(s["p99_abs"]),
+             f4(s["max_abs"]), f"{s['min_embedding_cosine']:.5f}", f"{s['pearson_vs_fp32']:.5f}", f1(s["size_mb"]),
+             times(s["speed_ratio"])] for name, s in r["settings"].items() if name != "fp32"]  # fmt: skip
+    d = r["settings"]["default"]
+    return page(
+        "int8 against fp32, item by item",
+        "what dynamic int8 quantization of the ONNX graph does to a single score, which Pearson hides: quantization "
+        "adds noise to each text's vector, noise lowers cosine similarity, so int8 scores sit below fp32's by "
+        "different amounts per pair. Each setting is scored pair by pair against the fp32 graph; the one marked "
+        "`default` is what `n2m export --quantize int8` uses.",
+        ["python benchmarks/int8_error.py --train-steps 40     # or --model out/korsts, an exported bi-encoder"],
+        ["int8_error.json"],
+        f"{machine_date(r)}, {r['threads']} threads; model: {r['model']}; pairs: {r['pairs']}; {r['scale']}",
+        [
+            f"fp32: {f1(fp32['size_mb'])} MB, {f1(fp32['pairs_per_s'])} pairs/s.",
+            "",
+            *table(
+                [
+                    "setting",
+                    "quantize_dynamic arguments",
+                    "mean |error|",
+                    "mean signed error",
+                    "99th pct",
+                    "max",
+                    "lowest embedding cosine",
+                    "Pearson vs fp32",
+                    "MB",
+                    "speed vs fp32",
+                ],
+                rows,
+            ),
+            "",
+            f"With the default, expect a pair's int8 score up to about {f1(d['max_abs'])} below fp32's "
+            f"({f1(d['mean_abs'])} on average, on the 0–5 scale): set a threshold on int8 scores themselves, or "
+            "serve fp32 (`--backend onnx` with `model.onnx`, or PyTorch) where single scores near a threshold "
+            "matter. `n2m export --quantize int8` measures the same gap on built-in sample pairs and writes it "
+            "into the card (`provenance.int8`).",
+        ],
+    )
+
+
+SERVE_NAMES = {"hf_pipeline": "HF pipeline", "n2m_torch": "n2m, PyTorch", "n2m_onnx": "n2m, ONNX fp32",
+               "n2m_onnx_int8": "n2m, ONNX int8"}  # fmt: skip
+
+
+def serve_load(root: Path) -> str | None:
+    r = load(root, "serve_load.json")
+    if r is None:
+        return None
+    rows = [[SERVE_NAMES.get(system, system), level, f1(x["rps"]), f1(x["p50_ms"]), f1(x["p99_ms"]), x["errors"],
+             f"{x['peak_rss_mb']:.0f}"] for system, levels in r["systems"].items()
+            for level, x in levels.items()]  # fmt: skip
+    s, served = r["summary"], r["test_pearson_as_served"]
+    return page(
+        "Serving under load: `n2m serve` against an HF pipeline",
+        "**tool against tool, the same model**: the KorSTS bi-encoder served by `n2m serve` (PyTorch, ONNX Runtime "
+        'fp32 and int8 backends, micro-batched) and by the ordinary tool, an HF `pipeline("feature-extraction")` '
+        f"behind the same minimal FastAPI endpoint ({r['settings']['hf_pipeline']}). "
+        f"{r['settings']['requests_per_level']} requests (every KorSTS test pair once) per concurrency level.",
+        [
+            "n2m export runs/korsts/checkpoints/best-*.ckpt runs/korsts-export --onnx --quantize int8",
+            "python benchmarks/serve_load.py --model runs/korsts-export",
+        ],
+        ["serve_load.json"],
+        f"{machine_date(r)}; model: {r['model']}; client: {r['settings']['client']}",
+        [
+            *table(["system", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed", "peak RSS MB"], rows),
+            "",
+            f"- At concurrency 32 n2m's best backend ({SERVE_NAMES.get(s['best_n2m'], s['best_n2m'])}) answers "
+            f"{times(s['rps_ratio_at_32'])} the pipeline's requests per second; a lone request takes "
+            f"{f1(s['p50_ms_at_1']['n2m'])} ms at the median against the pipeline's "
+            f"{f1(s['p50_ms_at_1']['hf_pipeline'])} ms.",
+            "- What was served is the same model. KorSTS test Pearson as served: "
+            + ", ".join(f"{SERVE_NAMES.get(k, k)} {f4(v)}" for k, v in served.items())
+            + "; largest score difference from n2m's PyTorch backend: "
+            + ", ".join(f"{SERVE_NAMES.get(k, k)} {v:g}" for k, v in r["max_score_difference_vs_n2m_torch"].items())
+            + " (int8: see [int8_error](int8_error.md)).",
+        ],
+    )
+
+
+def mmap_threshold(root: Path) -> str | None:
+    runs = [(name, load(root, name)) for name in ("mmap_threshold.json", "mmap_threshold.earlier-run.json")]
+    runs = [(name, r) for name, r in runs if r is not None]
+    if not runs:
+        return None
+    body: list[str] = []
+    for name, r in runs:
+        base = r["settings"]["dynamic"]
+        rows = [["glibc's default (dynamic)" if k == "dynamic" else f"{k} MB", f1(s["peak_rss_mb"]),
+                 ratio(s["peak_rss_mb"], base["peak_rss_mb"]), f1(s["train_s"]), ratio(s["train_s"], base["train_s"])]
+                for k, s in r["settings"].items()]  # fmt: skip
+        body += [f"## {link(name)}: {r['batches']} batches, {machine_date(r)}", "",
+                 *table(["mmap threshold", "peak RSS MB", "× glibc's", "train s", "× glibc's"], rows), ""]  # fmt: skip
+    body.append(
+        "Lower thresholds keep peak RSS lower and cost page faults, so time; on this shared 2-core machine the "
+        "same setting's time moves by several percent from one run to the next (compare the two files), so only "
+        "differences larger than that mean anything."
+    )
+    return page(
+        "`mmap_threshold_mb`: what glibc's mmap threshold does to a training run's memory",
+        "`recipes/korsts.yaml` trained for a fixed number of batches at several `mmap_threshold_mb` settings (n2m's "
+        "default is 4; tensors of at least that size are mmapped and go back to the OS when freed instead of "
+        "fragmenting the heap, see `n2m.allocator`), each in a fresh process: peak RSS and training time.",
+        ["python benchmarks/mmap_threshold.py --batches 40 --thresholds-mb 1.5 2 4"],
+        [name for name, _ in runs],
+        "; ".join(f"{name}: {machine_date(r)}" for name, r in runs),
+        body,
+    )
+
+
+def attention_dropout_memory(root: Path) -> str | None:
+    r = load(root, "attention_dropout_memory.json")
+    if r is None:
+        return None
+    rows = [[p, s["saved_mb"], f2(s["step_s_median"])] for p, s in r["settings"].items()]
+    return page(
+        "Attention dropout: what it costs a training step",
+        f"one forward and backward pass of e5-small over one batch ({r['batch'][0]} sentences of {r['batch'][1]} "
+        "tokens) with `attention_probs_dropout_prob` 0.1 (e5's own) and 0: the bytes autograd saves for backward "
+        "(counted by `saved_tensors_hooks`; a tensor saved twice counts twice, so they are upper bounds) and the "
+        "step's median time.",
+        ["python benchmarks/attention_dropout_memory.py"],
+        ["attention_dropout_memory.json"],
+        machine_date(r),
+        table(["attention dropout", "saved for backward MB", "step s (median)"], rows),
+    )
+
+
+def import_time(root: Path) -> str | None:
+    r = load(root, "import_time.json")
+    if r is None:
+        return None
+    rows = [[label, f4(e["median_s"]), f4(e["min_s"]), e["runs"], "yes" if e["lightning_loaded"] else "no",
+             f4(e["torch_transformers_floor_median_s"])] for label, e in r["labels"].items()]  # fmt: skip
+    q = r.get("ratio")
+    return page(
+        "Cold import time of the inference entry point",
+        "`from n2m import Predictor` in a fresh interpreter (start-up not counted), and whether it pulled in "
+        "Lightning or torchmetrics; beside it, `import torch, transformers` alone, the floor any inference path "
+        "pays.",
+        [
+            'python benchmarks/import_time.py --label "before (2681e40)" --src <worktree of 2681e40>/src',
+            "python benchmarks/import_time.py --label after",
+        ],
+        ["import_time.json"],
+        machine_date(r),
+        [
+            *table(
+                ["label", "median s", "min s", "runs", "Lightning loaded", "torch + transformers alone, median s"], rows
+            ),
+            *(["", f"{q['after']} / {q['before']}: median {times(q['median'])}, min {times(q['min'])}."] if q else []),
+        ],
+    )
+
+
+def code_size(root: Path) -> str | None:
+    r = load(root, "code_size.json")
+    if r is None:
+        return None
+    rows = [[label, e["lines"], e["code_lines"], e["duplicates"]["pairs"], e["duplicates"]["summary"]]
+            for label, e in r["labels"].items()]  # fmt: skip
+    return page(
+        "Code size",
+        "lines of `src/n2m` (all, and code only: no blank lines, comments or docstrings) and how many pairs of "
+        "places share six or more lines.",
+        [
+            'python benchmarks/code_size.py --label "before (2681e40)" --src /tmp/n2m-before/src',
+            "python benchmarks/code_size.py --label after",
+        ],
+        ["code_size.json"],
+        "each label is a state of the code, not a machine",
+        table(["label", "lines", "code lines", "duplicate pairs", "duplicates"], rows),
+    )
+
+
+def quick_parity(root: Path) -> str | None:
+    r = load(root, "quick_parity.json")
+    if r is None:
+        return None
+    labels = list(r["labels"])
+    dated = ", ".join(f"`{label}` ({r['labels'][label]['date']})" for label in labels)
+    same = "yes" if r.get("identical") else "no"
+    body = [f"Labels: {dated}. Identical figures under every label: **{same}**."]
+    return page(
+        "Same seed, same figures: the quick benchmarks before and after a change",
+        "the quick modes of the three side-by-side benchmarks (KorSTS, KLUE-NER, translation) on two checkouts of "
+        "n2m: each side's quality figures, n2m's test and validation losses and a digest of its test generations, "
+        "which a change of code that should not change the arithmetic must not move. Speed and memory are left "
+        "out: they are noise at this size.",
+        [
+            'python benchmarks/quick_parity.py --label "before (2681e40)" --repo /tmp/n2m-before',
+            "python benchmarks/quick_parity.py --label after",
+        ],
+        ["quick_parity.json"],
+        r["machine"],
+        body,
+    )
+
+
+# ---- recipes and the suite ------------------------------------------------------------------------------------
+RECIPE_METRICS = {
+    "test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1",
+    "test/f1": "entity F1", "test/precision": "precision", "test/recall": "recall", "test/mrr10": "MRR@10",
+    "test/bleu": "BLEU", "test/rouge1": "ROUGE-1", "test/rouge2": "ROUGE-2", "test/rougeL": "ROUGE-L",
+}  # fmt: skip
+PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL"}  # 0–100
+
+
+def recipe_metrics(test: Json) -> str:
+    names = dict(RECIPE_METRICS)
+    for key, label in chrf_keys(test, prefix="test/"):
+        names[key] = label
+    order = [k for k in (*RECIPE_METRICS, "test/chrf", "test/chrf++") if k in test and k in names]
+    return ", ".join(f"{names[k]} {f2(test[k]) if k in PERCENT else f4(test[k])}" for k in order)
+
+
+def recipes(root: Path) -> str | None:
+    paths = sorted((root / "results/recipes").glob("*.json"))
+    if not paths:
+        return None
+    rows = []
+    for path in paths:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        best = Path(r["best_checkpoint"]).name.removesuffix(".ckpt") if r.get("best_checkpoint") else "last"
+        rows.append([f"`{r['command']}`", r.get("test_file", ""), recipe_metrics(r["test"]), best,
+                     f"{r['fit_wall_s'] / 60:.0f} min", r["machine"], r["date"]])  # fmt: skip
+    return page(
+        "Every recipe, trained in full",
+        "each recipe trained as `n2m fit --config recipes/<recipe>.yaml` does: the checkpoint picked on validation, "
+        "the test split scored once, at the end. Fit times are wall-clock on a 2-core machine that other jobs "
+        "shared at the time, so they are upper bounds. The translation row is the n2m side of "
+        "[seq2seq_vs_hf](seq2seq_vs_hf.md).",
+        ["scripts/run_recipes.sh <recipe>          # n2m fit, then keeps the report in results/recipes/<recipe>.json"],
+        [f"results/recipes/{p.name}" for p in paths],
+        "in each row",
+        table(
+            ["recipe", "test split", "test metrics", "checkpoint chosen on validation", "fit time", "machine", "date"],
+            rows,
+        ),
+    )
+
+
+def suite(root: Path) -> str | None:
+    r = load(root, "suite.json")
+    if r is None:
+        return None
+    rows = [[f"`{name}`", suite_metric(t), suite_value(t), f"{t['fit_s'] / 60:.1f} min" if t.get("fit_s") else "—"]
+            for name, t in r["tasks"].items()]  # fmt: skip
+    return page(
+        "The Korean suite: one leaderboard",
+        "every recipe of the suite trained and tested as `n2m fit` does, each in a process of its own, scored by "
+        "the metric its task is known by.",
+        ["n2m bench                      # the default suite, recipes/suites/korean.yaml; then copy suite.json here"],
+        ["suite.json"],
+        machine_date(r),
+        table(["recipe", "metric", "test value", "fit time"], rows),
+    )
+
+
+def suite_metric(t: Json) -> str:
+    metric = t.get("metric") or "?"
+    chrf = dict(chrf_keys({metric: 0}, prefix="test/"))
+    return chrf.get(metric) or RECIPE_METRICS.get(metric) or metric.removeprefix("test/")
+
+
+def suite_value(t: Json) -> str:
+    value = t.get("value")
+    return "—" if value is None else f2(value) if t.get("metric") in PERCENT else f4(value)
+
+
+PAGES: dict[str, Callable[[Path], str | None]] = {
+    "sts_vs_hf": sts_vs_hf,
+    "sts_same_model": sts_same_model,
+    "sts_dev_trials": sts_dev_trials,
+    "sts_seed_soup": sts_seed_soup,
+    "ner_vs_hf": ner_vs_hf,
+    "pos_vs_kiwi": pos_vs_kiwi,
+    "seq2seq_vs_hf": seq2seq_vs_hf,
+    "chatbot_samples": chatbot_samples,
+    "seq2seq_warm_start_probe": seq2seq_warm_start_probe,
+    "retrieval_vs_st": retrieval_vs_st,
+    "vocab_generalization": vocab_generalization,
+    "int8_error": int8_error,
+    "serve_load": serve_load,
+    "mmap_threshold": mmap_threshold,
+    "attention_dropout_memory": attention_dropout_memory,
+    "import_time": import_time,
+    "code_size": code_size,
+    "quick_parity": quick_parity,
+    "recipes": recipes,
+    "suite": suite,
+}
+
+
+# ---- the README's blocks --------------------------------------------------------------------------------------
+def headline(root: Path) -> list[str]:
+    """The README's results table: the suite's leaderboard once `n2m bench` has written one, else one row per
+    side-by-side benchmark. Every number in a row is a value (rounded) of the results file the row links."""
+    board = load(root, "suite.json")
+    if board is not None:
+        rows = [[f"`{name}`", suite_metric(t), suite_value(t), t.get("date") or board.get("date", "")]
+                for name, t in board["tasks"].items()]  # fmt: skip
+        return [f"The Korean suite (`n2m bench`, {link('suite.json', 0)}, [details](docs/benchmarks/suite.md)):", "",
+                *table(["recipe", "metric", "test", "date"], rows)]  # fmt: skip
+    rows: list[list[str]] = []
+
+    def row(page_name: str, what: str, file: str, figures: str, r: Json) -> None:
+        rows.append([f"[{page_name}](docs/benchmarks/{page_name}.md)", what, figures, link(file, 0), r["date"]])
+
+    if r := load(root, "sts_vs_hf.json"):
+        q = r["ratios"]
+        row("sts_vs_hf", "KorSTS, tool against tool (HF cross-encoder, full e5-small; n2m bi-encoder, trimmed)",
+            "sts_vs_hf.json", f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['hf']['pearson'])}; train pairs/s "
+            f"{times(q['throughput'])}; peak RSS {times(q['peak_rss'])}", r)  # fmt: skip
+    for name, where in (("sts_same_model.json", "CPU"), ("sts_same_model.gpu.json", "GPU")):
+        if r := load(root, name):
+            row("sts_same_model", f"KorSTS, the training loop like for like ({where}, same trimmed bi-encoder, "
+                "sentence-transformers)", name, f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['st']['pearson'])}; "
+                f"train pairs/s {f2(r['n2m']['samples_per_s'])} vs {f2(r['st']['samples_per_s'])}", r)  # fmt: skip
+    if r := load(root, "sts_vs_hf.gpu.json"):
+        q = r["ratios"]
+        row("sts_vs_hf", "KorSTS on one GPU, tool against tool (both on the trimmed e5-small)", "sts_vs_hf.gpu.json",
+            f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['hf']['pearson'])}; train pairs/s {times(q['throughput'])}; "
+            f"peak GPU memory {times(q.get('peak_gpu'))}", r)  # fmt: skip
+    if r := load(root, "ner_vs_hf.json"):
+        hf = r["hf"] if r["hf"].get("head_lr") is not None else None
+        what = "KLUE-NER, same model" + ("" if hf else " (HF without n2m's `head_lr`)")
+        row("ner_vs_hf", what, "ner_vs_hf.json", f"entity F1 {f4(r['n2m']['f1'])} vs {f4(r['hf']['f1'])}"
+            + (f" ({f4(r['hf_constrained']['f1'])} with constrained decoding)" if "hf_constrained" in r else "")
+            + f"; train sentences/s {times(r['ratios']['throughput'])}", r)  # fmt: skip
+    if r := load(root, "seq2seq_vs_hf.json"):
+        chrf = "; ".join(f"{label} {f2(r['n2m'][k])} vs {f2(r['hf'][k])}" for k, label in chrf_keys(r["n2m"], r))
+        row("seq2seq_vs_hf", "Korean → English, same warm-started model (HF `Seq2SeqTrainer`)", "seq2seq_vs_hf.json",
+            f"BLEU {f2(r['n2m']['bleu'])} vs {f2(r['hf']['bleu'])}; {chrf}; train pairs/s "
+            f"{f2(r['n2m']['samples_per_s'])} vs {f2(r['hf']['samples_per_s'])}", r)  # fmt: skip
+    for name in ("retrieval_vs_st.json", "retrieval_vs_st.quick.json"):
+        if r := load(root, name):
+            row("retrieval_vs_st", f"Korean FAQ retrieval, same model (sentence-transformers), {r['mode']} mode",
+                name, f"MRR@10 {f4(r['n2m']['mrr10'])} vs {f4(r['st']['mrr10'])}", r)  # fmt: skip
+            break
+    if r := load(root, "pos_vs_kiwi.json"):
+        row("pos_vs_kiwi", "Korean POS against Kiwi's own model", "pos_vs_kiwi.json",
+            f"word accuracy {f4(r['n2m']['accuracy'])} vs {f4(r['kiwi']['accuracy'])}", r)  # fmt: skip
+    if r := load(root, "serve_load.json"):
+        s = r["summary"]
+        row("serve_load", "serving the KorSTS model (HF pipeline behind FastAPI)", "serve_load.json",
+            f"requests/s at concurrency 32 {times(s['rps_ratio_at_32'])}; p50 ms at concurrency 1 "
+            f"{f1(s['p50_ms_at_1']['n2m'])} vs {f1(s['p50_ms_at_1']['hf_pipeline'])}", r)  # fmt: skip
+    return [
+        "n2m first, the other tool second; each row links its page (setup, every figure, how to rerun) and the "
+        "results file it is read from.",
+        "",
+        *table(["benchmark", "what is compared", "n2m vs the other tool", "results", "date"], rows),
+    ]
+
+
+def more_pages(root: Path) -> list[str]:
+    shown = {"sts_vs_hf", "sts_same_model", "ner_vs_hf", "seq2seq_vs_hf", "retrieval_vs_st", "pos_vs_kiwi",
+             "serve_load", "suite"}  # fmt: skip
+    names = [n for n, render in PAGES.items() if n not in shown and render(root) is not None]
+    return ["More: " + ", ".join(f"[{n}](docs/benchmarks/{n}.md)" for n in names) + "."]
+
+
+def fresh_clone(root: Path) -> list[str]:
+    r = load(root, "results/fresh_clone.json")
+    if r is None:
+        return []
+    minutes = lambda s: f"{s // 60} min {s % 60} s"  # noqa: E731
+    return [
+        f"`scripts/fresh_clone_check.sh` runs both from a fresh clone with empty n2m caches and writes "
+        f"[`results/fresh_clone.json`](results/fresh_clone.json); its last run (commit {r['commit']}, "
+        f"{r['machine']}, {r['date']}): the quick start took {minutes(r['quickstart_s'])} and its model scored "
+        f"Pearson {f4(r['quickstart_test_pearson'])} on KorSTS test; the tests took {minutes(r['test_s'])} "
+        f"({r['tests']['passed']} passed).",
+    ]
+
+
+BLOCKS: dict[str, Callable[[Path], list[str]]] = {
+    "fresh-clone": fresh_clone,
+    "results": lambda root: [*headline(root), "", *more_pages(root)],
+}
+
+
+def with_blocks(readme: str, root: Path) -> str:
+    """The README with each `<!-- NAME:start -->…<!-- NAME:end -->` block rewritten from the results files."""
+    for name, render in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(readme):
+            raise ValueError(f"README.md has no <!-- {name}:start --> … <!-- {name}:end --> block")
+        text = "\n".join(render(root))
+        readme = pattern.sub(lambda m, text=text: m.group(1) + text + "\n" + m.group(2), readme)
+    return readme
+
+
+def render_all(root: Path = ROOT, names: Iterable[str] | None = None) -> dict[str, str]:
+    """Relative path → text of every page of `names` (default: all) whose results exist, and the README."""
+    out = {f"{DOCS}/{name}.md": text for name in (names or PAGES) if (text := PAGES[name](root)) is not None}
+    out["README.md"] = with_blocks((root / "README.md").read_text(encoding="utf-8"), root)
+    return out
+
+
+def write_pages(*names: str, root: Path = ROOT) -> list[Path]:
+    """Rewrite the pages of `names` (default: all) and the README's blocks; returns the files that changed. A
+    benchmark calls this after writing its results file: `write_pages("sts_vs_hf")`."""
+    unknown = set(names) - set(PAGES)
+    if unknown:
+        raise KeyError(f"no page for {sorted(unknown)}; pages: {sorted(PAGES)}")
+    changed = []
+    for rel, text in render_all(root, names or None).items():
+        path = root / rel
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is out of date")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = [rel for rel, text in render_all().items()
+                 if not (ROOT / rel).is_file() or (ROOT / rel).read_text(encoding="utf-8") != text]  # fmt: skip
+        for rel in stale:
+            print(f"out of date: {rel} (run python benchmarks/docs_pages.py)")
+        return 1 if stale else 0
+    for path in write_pages():
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
