@@ -21,6 +21,7 @@ from transformers import AutoModel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today, write_results  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 
 def measure(backbone: str, dropout: float, repeats: int = 3) -> dict:
@@ -58,6 +59,7 @@ def main() -> None:
     lines = ["| attention dropout | saved for backward MB (one side) | fwd + bwd s (median of 3) |", "|---|---|---|"]
     lines += [f"| {k} | {v['saved_mb']} | {v['step_s_median']} |" for k, v in results["settings"].items()]
     write_results(ROOT / "benchmarks/results", "attention_dropout_memory", results, "\n".join(lines) + "\n")
+    write_pages("attention_dropout_memory")
     print("\n".join(lines))
 
 

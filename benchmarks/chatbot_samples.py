@@ -22,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-chatbot.yaml"
 
@@ -69,6 +70,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_pages("chatbot_samples", written_to=out.parent)
     print("\n".join(lines))
 
 

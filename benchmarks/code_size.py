@@ -17,11 +17,14 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tokenize
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from docs_pages import write_pages  # noqa: E402
 
 
 def docstring_lines(tree: ast.Module) -> set[int]:
@@ -73,6 +76,7 @@ def main() -> None:
     results = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {"labels": {}}
     results["labels"][args.label] = entry
     args.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_pages("code_size", written_to=args.results.parent)
     print(json.dumps(entry, indent=2))
 
 

@@ -902,9 +902,10 @@ def suite(root: Path) -> str | None:
 
 
 def suite_metric(t: Json) -> str:
+    # `n2m bench` came after chrF and chrF++ got names of their own: its `test/chrf` is chrF
     metric = t.get("metric") or "?"
-    chrf = dict(chrf_keys({metric: 0}, prefix="test/"))
-    return chrf.get(metric) or RECIPE_METRICS.get(metric) or metric.removeprefix("test/")
+    names = {**RECIPE_METRICS, "test/chrf": "chrF", "test/chrf++": "chrF++"}
+    return names.get(metric) or metric.removeprefix("test/")
 
 
 def suite_value(t: Json) -> str:
@@ -1043,9 +1044,13 @@ def render_all(root: Path = ROOT, names: Iterable[str] | None = None) -> dict[st
     return out
 
 
-def write_pages(*names: str, root: Path = ROOT) -> list[Path]:
+def write_pages(*names: str, root: Path = ROOT, written_to: str | Path | None = None) -> list[Path]:
     """Rewrite the pages of `names` (default: all) and the README's blocks; returns the files that changed. A
-    benchmark calls this after writing its results file: `write_pages("sts_vs_hf")`."""
+    benchmark calls this after writing its results file, `write_pages("sts_vs_hf", written_to=folder)`: a run
+    whose results went anywhere but the committed folder (a test's, a quick run's `--results-dir`) changes
+    no page."""
+    if written_to is not None and Path(written_to).resolve() != (root / RESULTS).resolve():
+        return []
     unknown = set(names) - set(PAGES)
     if unknown:
         raise KeyError(f"no page for {sorted(unknown)}; pages: {sorted(PAGES)}")

@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 WATCHED = ("lightning", "lightning.pytorch", "pytorch_lightning", "torchmetrics")
 LIGHTNING = WATCHED[:3]
@@ -138,6 +139,7 @@ def main() -> None:
     results = with_ratio(results)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_pages("import_time", written_to=args.results.parent)
     print(f"wrote {args.results}")
 
 

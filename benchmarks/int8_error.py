@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, size_mb, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 KORSTS_DEV = ROOT / "data/korsts/sts-dev.tsv"
 RESULTS = ROOT / "benchmarks/results/int8_error.json"
@@ -171,6 +172,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_pages("int8_error", written_to=args.out.parent)
     print(f"wrote {args.out}")
 
 

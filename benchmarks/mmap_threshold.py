@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, peak_rss_mb, run_child, today, train_timer_arg, write_results  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 
 def run_setting(threshold_mb: float, batches: int, out: str) -> dict:
@@ -61,6 +62,7 @@ def main() -> None:
         lines.append(f"| {name} | {r['peak_rss_mb']} | {r['train_s']} | ×{r['peak_rss_mb'] / base['peak_rss_mb']:.2f} "
                      f"| ×{r['train_s'] / base['train_s']:.2f} |")  # fmt: skip
     write_results(ROOT / "benchmarks/results", "mmap_threshold", results, "\n".join(lines) + "\n")
+    write_pages("mmap_threshold")
     print("\n".join(lines))
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today, write_results  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 SOURCE = ROOT / "data/klue_dp/klue-dp-v1.1_dev.tsv"
 SPLIT = ROOT / "data/splits/klue-dp.json"
@@ -141,6 +142,7 @@ def main() -> None:
         "training: n2m cannot get those right.\n"
     )
     write_results(ROOT / "benchmarks/results", name, results, table)
+    write_pages("pos_vs_kiwi")
     print(json.dumps(results, indent=2, ensure_ascii=False))
     print(table)
 

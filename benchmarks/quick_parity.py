@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 QUALITY = {
     "sts_vs_hf": ("pearson", "spearman", "val_pearson"),
@@ -76,6 +77,7 @@ def main() -> None:
         first, last = ({k: v for k, v in e.items() if k != "date"} for e in (labels[0], labels[-1]))
         results["identical"] = first == last
     args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_pages("quick_parity", written_to=args.results.parent)
     print(json.dumps(results, indent=2, ensure_ascii=False))
 
 

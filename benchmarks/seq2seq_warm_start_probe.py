@@ -26,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-en-translation.yaml"
 VARIANTS = [
@@ -101,6 +102,7 @@ def main() -> None:
     out = ROOT / "benchmarks/results/seq2seq_warm_start_probe.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_pages("seq2seq_warm_start_probe")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results"
 KORSTS_TEST = ROOT / "data/korsts/sts-test.tsv"
@@ -368,6 +369,7 @@ def main() -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     table = markdown_table(report)
     (RESULTS / f"{stem}.md").write_text(table + "\n", encoding="utf-8")
+    write_pages("serve_load")
     print(table)
     print(json.dumps(report.get("summary", {}), indent=2))
 

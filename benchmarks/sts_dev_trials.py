@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import ACCELERATOR_ARGS, machine, today, train_timer_arg  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 EMA = {
     "class_path": "lightning.pytorch.callbacks.EMAWeightAveraging",
@@ -132,6 +133,7 @@ def main(names: list[str], collect: bool, accelerator: str, backbone: str, deadl
             results[name]["first_stage"] = stage_figures(stage_root)
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(name, results[name]["best_dev_pearson"], flush=True)
+    write_pages("sts_dev_trials")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from scipy.stats import pearsonr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 from sts_vs_hf import read_korsts  # noqa: E402
 
 RUNS = ROOT / "runs/bench-sts-full"
@@ -61,6 +62,7 @@ def main() -> None:
     out = {"dev_pearson": results, "machine": machine(), "date": today()}
     path = ROOT / "benchmarks/results/sts_seed_soup.json"
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    write_pages("sts_seed_soup")
 
 
 if __name__ == "__main__":

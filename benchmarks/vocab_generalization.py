@@ -33,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today, write_results  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 from n2m.backbones import resolve_backbone, trimmed_backbone  # noqa: E402
 from n2m.core.export import export_checkpoint  # noqa: E402
@@ -221,6 +222,7 @@ def main() -> None:
     print(json.dumps(results["zero_shot"], indent=1), json.dumps(results["fine_tuned"], indent=1), flush=True)
     name = "vocab_generalization.full-recipe" if args.full_recipe else "vocab_generalization"
     write_results(ROOT / "benchmarks/results", name, results, markdown(results))
+    write_pages("vocab_generalization")
 
 
 if __name__ == "__main__":
