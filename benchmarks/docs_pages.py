@@ -201,7 +201,7 @@ def sts_vs_hf(root: Path) -> str | None:
         "parameters) against n2m's bi-encoder on the vocabulary-trimmed e5-small (24M), each as a user would "
         "write it. It measures the tools as a user would use them, not the training loop: the trimming and the "
         "bi-encoder design account for most of the throughput and memory difference. The training loop like "
-        "for like (the same trimmed bi-encoder on both sides) is [sts_same_model](sts_same_model.md).",
+        f"for like (the same trimmed bi-encoder on both sides) is measured {same_model_page(root)}.",
         [
             "python benchmarks/sts_vs_hf.py --ensemble 2 --ensemble-kind mix        # CPU → sts_vs_hf.json",
             "bash benchmarks/sts_gpu.sh                                             # one GPU → sts_vs_hf.gpu.json",
@@ -210,6 +210,12 @@ def sts_vs_hf(root: Path) -> str | None:
         "; ".join(f"{name}: {machine_date(r)}" for name, r in (("CPU", cpu), ("GPU", gpu)) if r is not None),
         body,
     )
+
+
+def same_model_page(root: Path) -> str:
+    if load(root, "sts_same_model.json") or load(root, "sts_same_model.gpu.json"):
+        return "in [sts_same_model](sts_same_model.md)"
+    return "by `benchmarks/sts_same_model.py` (no results file yet)"
 
 
 MMAP_RUNS = (
@@ -505,7 +511,7 @@ def seq2seq_warm_start_probe(root: Path) -> str | None:
         return None
     variants = r["variants"]
     chrf = chrf_keys(variants[0], r, prefix="memorization_")
-    rows = [[v["cross_attention_init"], f"{v['lr']:g}", f"{v['head_lr']:g}", f2(v["memorization_bleu"]),
+    rows = [[v["cross_attention_init"], lr(v["lr"]), lr(v["head_lr"]), f2(v["memorization_bleu"]),
              *(f2(v.get(k)) for k, _ in chrf), f"{v['distinct_outputs']} / {r['pairs']}",
              f"{v['train_loss_by_epoch'][-1]:.3f}"] for v in variants]  # fmt: skip
     return page(
@@ -598,8 +604,9 @@ def vocab_generalization(root: Path) -> str | None:
     tok = [[corpus, t["texts"], f"{t['backbone']['unk_rate']:.2%}", f"{t['trimmed']['unk_rate']:.2%}",
             f"{t['trimmed']['changed_texts']:.1%}", f"{t['export']['unk_rate']:.2%}",
             f"{t['export']['changed_texts']:.1%}"] for corpus, t in r["tokenizers"].items()]  # fmt: skip
-    score = [[name, f4(s["korsts_test_pearson"]), f4(s["question_pair_auc"])]
-             for part in ("zero_shot", "fine_tuned") for name, s in r[part].items()]  # fmt: skip
+    parts = {"zero_shot": "untrained,", "fine_tuned": "fine-tuned, exported with"}
+    score = [[f"{parts[part]} {name}", f4(s["korsts_test_pearson"]), f4(s["question_pair_auc"])]
+             for part in parts for name, s in r[part].items()]  # fmt: skip
     return page(
         "Text the training file never had: vocabulary trimming and the export",
         f"`trim_vocab` trains e5-small on the {r['trimmed_pieces']} pieces KorSTS train and dev use. On Korean text "
@@ -661,7 +668,7 @@ def int8_error(root: Path) -> str | None:
                 [
                     "setting",
                     "quantize_dynamic arguments",
-                    "mean |error|",
+                    "mean abs. error",
                     "mean signed error",
                     "99th pct",
                     "max",
@@ -694,6 +701,7 @@ def serve_load(root: Path) -> str | None:
              f"{x['peak_rss_mb']:.0f}"] for system, levels in r["systems"].items()
             for level, x in levels.items()]  # fmt: skip
     s, served = r["summary"], r["test_pearson_as_served"]
+    best = SERVE_NAMES.get(s["best_n2m"], s["best_n2m"]).removeprefix("n2m, ")
     return page(
         "Serving under load: `n2m serve` against an HF pipeline",
         "**tool against tool, the same model**: the KorSTS bi-encoder served by `n2m serve` (PyTorch, ONNX Runtime "
@@ -709,14 +717,14 @@ def serve_load(root: Path) -> str | None:
         [
             *table(["system", "concurrency", "requests/s", "p50 ms", "p99 ms", "failed", "peak RSS MB"], rows),
             "",
-            f"- At concurrency 32 n2m's best backend ({SERVE_NAMES.get(s['best_n2m'], s['best_n2m'])}) answers "
+            f"- At concurrency 32 n2m's best backend ({best}) answers "
             f"{times(s['rps_ratio_at_32'])} the pipeline's requests per second; a lone request takes "
             f"{f1(s['p50_ms_at_1']['n2m'])} ms at the median against the pipeline's "
             f"{f1(s['p50_ms_at_1']['hf_pipeline'])} ms.",
             "- What was served is the same model. KorSTS test Pearson as served: "
-            + ", ".join(f"{SERVE_NAMES.get(k, k)} {f4(v)}" for k, v in served.items())
+            + "; ".join(f"{SERVE_NAMES.get(k, k)} {f4(v)}" for k, v in served.items())
             + "; largest score difference from n2m's PyTorch backend: "
-            + ", ".join(f"{SERVE_NAMES.get(k, k)} {v:g}" for k, v in r["max_score_difference_vs_n2m_torch"].items())
+            + "; ".join(f"{SERVE_NAMES.get(k, k)} {v:g}" for k, v in r["max_score_difference_vs_n2m_torch"].items())
             + " (int8: see [int8_error](int8_error.md)).",
         ],
     )
@@ -735,6 +743,12 @@ def mmap_threshold(root: Path) -> str | None:
                 for k, s in r["settings"].items()]  # fmt: skip
         body += [f"## {link(name)}: {r['batches']} batches, {machine_date(r)}", "",
                  *table(["mmap threshold", "peak RSS MB", "× glibc's", "train s", "× glibc's"], rows), ""]  # fmt: skip
+        default = r["settings"].get("4")  # n2m's default, which a recipe's lower threshold replaces
+        others = [(k, x) for k, x in r["settings"].items() if k not in ("4", "dynamic")]
+        if default and others:
+            body += ["Against n2m's 4 MB default: " + "; ".join(
+                f"{k} MB peak RSS {ratio(x['peak_rss_mb'], default['peak_rss_mb'])}, time "
+                f"{ratio(x['train_s'], default['train_s'])}" for k, x in others) + ".", ""]  # fmt: skip
     body.append(
         "Lower thresholds keep peak RSS lower and cost page faults, so time; on this shared 2-core machine the "
         "same setting's time moves by several percent from one run to the next (compare the two files), so only "
@@ -743,7 +757,8 @@ def mmap_threshold(root: Path) -> str | None:
     return page(
         "`mmap_threshold_mb`: what glibc's mmap threshold does to a training run's memory",
         "`recipes/korsts.yaml` trained for a fixed number of batches at several `mmap_threshold_mb` settings (n2m's "
-        "default is 4; tensors of at least that size are mmapped and go back to the OS when freed instead of "
+        "default is 4, the KorSTS recipe sets 2; tensors of at least that size are mmapped and go back to the OS "
+        "when freed instead of "
         "fragmenting the heap, see `n2m.allocator`), each in a fresh process: peak RSS and training time.",
         ["python benchmarks/mmap_threshold.py --batches 40 --thresholds-mb 1.5 2 4"],
         [name for name, _ in runs],
