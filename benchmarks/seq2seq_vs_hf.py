@@ -10,7 +10,9 @@
 (b) `n2m fit --config recipes/ko-en-translation.yaml`: the same examples (the committed split), the same
     settings; its test is scored on the checkpoint with the best validation BLEU.
 
-Both score with the same SacreBLEU (`13a`) and chrF (torchmetrics, 0-100) on detokenized text. Training
+Both score with the same SacreBLEU (`13a`), chrF (characters only, `n_word_order=0`) and chrF++ (and word
+1-2-grams, `n_word_order=2`), through n2m's `GenerationMetrics` (torchmetrics, 0-100), on detokenized text (files
+from before 2026-12-02 have one `chrf` key, which was chrF++: torchmetrics' default word order). Training
 throughput is training pairs per second of optimizer steps (forward + backward + update, timed by a
 callback in each trainer: validation is excluded from both); generation throughput is generated tokens per
 second over the test split with the test decoding settings. Each system runs in its own child process, so
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, peak_rss_mb, run_or_resume, today, write_results  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-en-translation.yaml"
+TEST_METRICS = ["bleu", "chrf", "chrf++"]  # `chrf`: chrF (word order 0, as `chrf_word_order` says), `chrf++`: order 2
 QUICK = {"max_train_samples": 128, "max_val_samples": 16, "max_test_samples": 16}
 
 
@@ -98,7 +101,8 @@ def run_n2m(config: dict[str, Any], out: str) -> dict[str, Any]:
     timer = {"class_path": "seq2seq_vs_hf.StepTimer", "init_args": {"out": str(timer_file)}}
     args = ["fit", "--config", config["recipe"], "--trainer.default_root_dir", out,
             "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", str(config["epochs"]),
-            "--trainer.callbacks+", json.dumps(timer)]  # fmt: skip
+            "--trainer.callbacks+", json.dumps(timer),
+            "--model.metrics", json.dumps(TEST_METRICS)]  # fmt: skip
     for key, value in (QUICK if config["quick"] else {}).items():
         args += [f"--data.{key}", str(value)]
     main(args)
@@ -107,6 +111,7 @@ def run_n2m(config: dict[str, Any], out: str) -> dict[str, Any]:
     return {
         "bleu": round(report["test"]["test/bleu"], 2),
         "chrf": round(report["test"]["test/chrf"], 2),
+        "chrf++": round(report["test"]["test/chrf++"], 2),
         "samples_per_s": round(timing["train_samples"] / timing["train_step_s"], 2),
         "gen_tokens_per_s": round(timing["test_tokens"] / timing["test_s"], 1),
         "peak_rss_mb": peak_rss_mb(),
@@ -238,12 +243,13 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     test_s = time.perf_counter() - t
     generated = prediction.predictions[:, 1:]  # position 0 is the decoder start token
     tokens = int(((generated != tokenizer.pad_token_id) & (generated >= 0)).sum())
-    metrics = GenerationMetrics(["bleu", "chrf"], model_cfg["bleu_tokenize"])
+    metrics = GenerationMetrics(TEST_METRICS, model_cfg["bleu_tokenize"])
     metrics.update(decode(prediction.predictions), [list(e.references) for e in test])
     scores = metrics.compute()
     return {
         "bleu": round(scores["bleu"], 2),
         "chrf": round(scores["chrf"], 2),
+        "chrf++": round(scores["chrf++"], 2),
         "samples_per_s": round(len(fit["train"]) * config["epochs"] / StepClock.train_s, 2),
         "gen_tokens_per_s": round(tokens / test_s, 1),
         "peak_rss_mb": peak_rss_mb(),
@@ -253,7 +259,7 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     }
 
 
-FIELDS = ("bleu", "chrf", "samples_per_s", "gen_tokens_per_s", "peak_rss_mb")
+FIELDS = ("bleu", "chrf", "chrf++", "samples_per_s", "gen_tokens_per_s", "peak_rss_mb")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -263,8 +269,9 @@ def table(results: dict[str, Any]) -> str:
         f"{results['details']['epochs']} epoch(s), {results['details']['train_pairs']} training pairs, "
         f"{results['details']['test_pairs']} test pairs.",
         "",
-        "| system | BLEU (13a) | chrF | train pairs/s | generated tokens/s | peak RSS MB | wall s (train + val) |",
-        "|---|---|---|---|---|---|---|",
+        "| system | BLEU (13a) | chrF | chrF++ | train pairs/s | generated tokens/s | peak RSS MB "
+        "| wall s (train + val) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for system in ("hf", "n2m"):
         r = results[system]
@@ -302,7 +309,7 @@ def main() -> None:
     }
     name = str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
-                               "recipe": name}  # fmt: skip
+                               "recipe": name, "chrf_word_order": 0}  # fmt: skip
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for system in ("n2m", "hf"):
         full = run_or_resume(__file__, system, config, args.out, args.resume)

@@ -62,7 +62,7 @@ def probe(variant: dict, data, folder: str) -> dict:
             total += loss.item()
         losses.append(round(total / len(data.train_dataloader()), 3))
     model.eval()
-    metrics = GenerationMetrics(["bleu", "chrf"])
+    metrics = GenerationMetrics(["bleu", "chrf", "chrf++"])  # chrF (characters only) and chrF++
     outputs = []
     for batch in data.loader(data.datasets["train"], 32, None):
         ids = generate_ids(net, batch["input_ids"], batch["attention_mask"], GenerationOptions(max_new_tokens=40))
@@ -75,6 +75,7 @@ def probe(variant: dict, data, folder: str) -> dict:
         "train_loss_by_epoch": losses,
         "memorization_bleu": round(scores["bleu"], 2),
         "memorization_chrf": round(scores["chrf"], 2),
+        "memorization_chrf++": round(scores["chrf++"], 2),
         "distinct_outputs": len(set(outputs)),
         "examples": [
             {"output": o, "target": ex.target} for o, ex in zip(outputs[:3], data.examples["train"], strict=False)

@@ -16,13 +16,15 @@ MAIN = {
     "test/recall": "recall",
     "test/bleu": "BLEU",
     "test/chrf": "chrF",
+    "test/chrf++": "chrF++",
     "test/rouge1": "ROUGE-1",
     "test/rouge2": "ROUGE-2",
     "test/rougeL": "ROUGE-L",
 }
 
 
-PERCENT = {"test/bleu", "test/chrf", "test/rouge1", "test/rouge2", "test/rougeL"}  # 0-100 scale, as SacreBLEU's
+# 0-100 scale, as SacreBLEU's
+PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL"}
 
 
 def value(key: str, x: float) -> str:

@@ -171,6 +171,22 @@ def test_metrics_are_on_a_0_to_100_scale_and_tokenize_as_stated():
         GenerationMetrics(["meteor"])
 
 
+def test_chrf_is_chrf_and_chrf_pp_is_chrf_pp():
+    """`chrf` is sacreBLEU's chrF (characters only), `chrf++` its chrF++ (and word 1-2-grams): torchmetrics'
+    own default (`n_word_order=2`) would make the first a chrF++."""
+    import sacrebleu
+
+    hypotheses = ["The cat sat on the mat today.", "A dog barks loudly at night", "오늘은 날씨가 좋네요"]
+    references = ["The cat is sitting on the mat.", "Dogs bark at night.", "오늘은날씨가 좋아요"]
+    metrics = GenerationMetrics(["chrf", "chrf++"])
+    metrics.update(hypotheses, [[r] for r in references])
+    scores = metrics.compute()
+    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-2)
+    expected = sacrebleu.corpus_chrf(hypotheses, [references], word_order=2).score
+    assert scores["chrf++"] == pytest.approx(expected, abs=1e-2)  # 0.01 points: the two differ by ~1e-3 on Korean
+    assert abs(scores["chrf"] - scores["chrf++"]) > 0.1
+
+
 def test_optional_bertscore_with_a_local_encoder(tiny_backbone):
     metrics = GenerationMetrics(["chrf", "bertscore"], bertscore_model=tiny_backbone)
     metrics.update(["the cat sat on the mat", "hello there"], [["the cat sat on the mat"], ["good morning"]])

@@ -87,7 +87,7 @@ def test_fit_test_predict_export_stream(tiny_backbone, copy_files, tmp_path):
     cli("fit", tmp_path, config)
     root = tmp_path / "run"
     report = json.loads((root / "results.json").read_text())
-    assert {"test/bleu", "test/chrf", "test/loss"} <= set(report["test"])
+    assert {"test/bleu", "test/chrf", "test/chrf++", "test/loss"} <= set(report["test"])  # the recipe asks for both
     assert 0 <= report["test"]["test/bleu"] <= 100 and "val/bleu" in report["best_val"]
     generations = [json.loads(line) for line in (root / "test_generations.jsonl").read_text().splitlines()]
     assert [g["line"] for g in generations] == list(range(1, 13))  # file order, every test row
@@ -100,9 +100,11 @@ def test_fit_test_predict_export_stream(tiny_backbone, copy_files, tmp_path):
     streams = [[r[i] if i < len(r) else r[0] for r in references] for i in range(depth)]
     bleu = sacrebleu.corpus_bleu(hypotheses, streams, tokenize="13a").score
     assert report["test"]["test/bleu"] == pytest.approx(bleu, abs=1e-3)
-    # torchmetrics' CHRFScore() counts word bigrams too: what n2m reports as chrF is sacrebleu's chrF++
-    chrf = sacrebleu.corpus_chrf(hypotheses, streams, word_order=2).score
+    # `chrf` is chrF (characters only: sacrebleu's default), `chrf++` adds word bigrams; they differ here
+    chrf = sacrebleu.corpus_chrf(hypotheses, streams, word_order=0).score
+    chrf_pp = sacrebleu.corpus_chrf(hypotheses, streams, word_order=2).score
     assert report["test"]["test/chrf"] == pytest.approx(chrf, abs=1e-2) and chrf > 0
+    assert report["test"]["test/chrf++"] == pytest.approx(chrf_pp, abs=1e-2) and abs(chrf - chrf_pp) > 1e-2
     ckpt = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
     assert ckpt[CARD_KEY]["shape"] == "N2M"
 

@@ -26,10 +26,12 @@ METRIC_NAMES = {
     "test/ndcg10": "nDCG@10",
     "test/bleu": "BLEU",
     "test/chrf": "chrF",
+    "test/chrf++": "chrF++",
     "test/rouge1": "ROUGE-1",
     "test/rougeL": "ROUGE-L",
 }
-PERCENT = {"test/bleu", "test/chrf", "test/rouge1", "test/rouge2", "test/rougeL"}  # 0-100, as SacreBLEU's
+# 0-100, as SacreBLEU's
+PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL"}
 
 
 def metric_name(metric: str | None) -> str:

@@ -6,7 +6,10 @@
   a spacing difference as a wrong word; character n-grams do not. `ko-mecab` (morphemes) would also
   fit, but needs MeCab-ko and its dictionary installed at the versions SacreBLEU pins, which n2m does
   not require; `char` needs nothing and is exact to reproduce.
-- `chrf`: chrF (character 6-grams, beta 2; 0-100): tokenization-free, the same for any language.
+- `chrf`: chrF (character 6-grams, beta 2; 0-100; Popović 2015): tokenization-free, the same for any language;
+  SacreBLEU's `CHRF()` (`word_order=0`). torchmetrics' `CHRFScore()` defaults to word bigrams too, which is chrF++,
+  so the order is always given here.
+- `chrf++`: chrF++ (character 6-grams and word 1-2-grams; Popović 2017), SacreBLEU's `CHRF(word_order=2)`.
 - `rouge1`, `rouge2`, `rougeL`: ROUGE F-measures (0-100), for summaries; with several references the
   best-matching one counts (SciTLDR's convention).
 - `bertscore`: optional, BERTScore F1 with a local encoder folder (`bertscore_model`); slow on a CPU.
@@ -21,9 +24,10 @@ import torch
 from torch import nn
 from torchmetrics.text import CHRFScore, ROUGEScore, SacreBLEUScore
 
-MetricName = Literal["bleu", "chrf", "rouge1", "rouge2", "rougeL", "bertscore"]
+MetricName = Literal["bleu", "chrf", "chrf++", "rouge1", "rouge2", "rougeL", "bertscore"]
 BleuTokenize = Literal["13a", "char", "intl", "zh", "ko-mecab", "ja-mecab", "none", "flores101", "flores200"]
 _ROUGE = ("rouge1", "rouge2", "rougeL")
+CHRF_WORD_ORDER = {"chrf": 0, "chrf++": 2}  # word n-gram order of each chrF variant (n_word_order)
 
 
 class GenerationMetrics(nn.Module):
@@ -36,17 +40,18 @@ class GenerationMetrics(nn.Module):
         bertscore_model: str | None = None,
     ) -> None:
         super().__init__()
-        unknown = sorted(set(names) - {"bleu", "chrf", "bertscore", *_ROUGE})
+        unknown = sorted(set(names) - {"bleu", *CHRF_WORD_ORDER, "bertscore", *_ROUGE})
         if unknown:
             raise ValueError(
-                f"unknown metric(s) {unknown}; n2m scores generation with bleu, chrf, rouge1/2/L, bertscore"
+                f"unknown metric(s) {unknown}; n2m scores generation with bleu, chrf, chrf++, rouge1/2/L, bertscore"
             )
         self.names = list(names)
         self.metrics = nn.ModuleDict()
         if "bleu" in names:
             self.metrics["bleu"] = SacreBLEUScore(tokenize=bleu_tokenize)
-        if "chrf" in names:
-            self.metrics["chrf"] = CHRFScore()
+        for name, word_order in CHRF_WORD_ORDER.items():
+            if name in names:
+                self.metrics[name] = CHRFScore(n_word_order=word_order)
         rouge = [n for n in names if n in _ROUGE]
         if rouge:
             self.metrics["rouge"] = ROUGEScore(rouge_keys=tuple(rouge), accumulate="best")

@@ -53,7 +53,8 @@ class Seq2SeqTask(BaseTask):
         label_smoothing: of the teacher-forced cross-entropy.
         generation: decoding for test and predict (overridable per call).
         val_generation: decoding for validation (e.g. greedy, cheaper); defaults to `generation`.
-        metrics: what validation and test report; `monitor` (one of them, or `loss`: the teacher-forced
+        metrics: what validation and test report (`bleu`, `chrf`: chrF, characters only; `chrf++`: chrF++, with
+            word bigrams; `rouge1/2/L`; `bertscore`); `monitor` (one of them, or `loss`: the teacher-forced
             validation loss, for open-ended generation such as dialogue, where many answers are right and
             overlap metrics favour the blandest) chooses checkpoints.
         bleu_tokenize: SacreBLEU's tokenization: `13a` for English targets, `char` for Korean (see
