@@ -201,10 +201,12 @@ def _export(argv: list[str]) -> None:
 
 def _predict_exported(argv: list[str]) -> None:
     """`n2m predict --model FOLDER --input FILE --output FILE`: an exported model over a file, no recipe. The
-    input's columns are the model's inputs (`text`, `text_pair`), or say which with `--column text=sentence1`."""
-    from n2m.core.predictor import Predictor
-    from n2m.core.rows import prediction_rows, write_rows
+    input's columns are the model's inputs (`text`, `text_pair`), or say which with `--column text=sentence1`.
+    A captioner takes a folder of images, a text file listing image paths, or a table whose `image` column holds
+    paths (relative to the file); each output row's `id` is the image's path."""
+    from n2m.core.card import ModelCard
     from n2m.readers import read_records
+    from n2m.shapes.n2m.images import ImageError, image_inputs
 
     parser = argparse.ArgumentParser(prog="n2m predict --model", description=_predict_exported.__doc__)
     parser.add_argument("--model", required=True, help="a folder written by `n2m export`")
@@ -216,19 +218,46 @@ def _predict_exported(argv: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args(argv)
     renames = dict(item.split("=", 1) for item in args.column if "=" in item)
+    try:
+        card = ModelCard.load(args.model)
+    except Exception:  # loading the predictor says what is wrong with the folder
+        card = None
+    tables = (".csv", ".tsv", ".jsonl", ".json")
+    if card is not None and card.inputs == ["image"] and not args.input.endswith(tables):
+        try:
+            paths = [str(p) for p in image_inputs(args.input)]  # checked before the model loads
+        except ImageError as err:
+            raise DataError(str(err), hint="give a folder of images or a text file of image paths") from None
+        _predict_rows(args.model, paths, paths, args.output, args.batch_size)
+        return
     records = list(read_records(args.input))  # the input is checked before the model loads
     if not records:
         raise DataError("has no rows", args.input, hint="give a file with a header and at least one row")
-    try:
-        predictor = Predictor.from_pretrained(args.model)
-    except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
-        raise ConfigError(f"{args.model} cannot be loaded as an n2m model: {type(err).__name__}: {err}") from None
-    fields = predictor.card.inputs
+    fields = card.inputs if card is not None else []
     inputs = [{name: r.get(renames.get(name, name)) for name in fields} for r in records]
+    if fields == ["image"]:  # paths in a table are relative to it
+        inputs = [{"image": str(Path(args.input).parent / str(item["image"]))} for item in inputs]
     ids = [str(r.get(args.id)) if args.id else None for r in records]
-    rows = prediction_rows(predictor.predict(inputs, batch_size=args.batch_size), ids)
-    write_rows(args.output, rows)
-    print(f"wrote {len(rows)} predictions to {args.output}")
+    _predict_rows(args.model, inputs, ids, args.output, args.batch_size)
+
+
+def _predict_rows(model: str, inputs: list[Any], ids: list[str | None], output: str, batch_size: int | None) -> None:
+    from n2m.core.predictor import Predictor
+    from n2m.core.rows import prediction_rows, write_rows
+
+    try:
+        predictor = Predictor.from_pretrained(model)
+    except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
+        raise ConfigError(f"{model} cannot be loaded as an n2m model: {type(err).__name__}: {err}") from None
+    from n2m.shapes.n2m.images import ImageError
+
+    try:
+        results = predictor.predict(inputs, batch_size=batch_size)
+    except ImageError as err:  # an unreadable image: which one and why, not a traceback
+        raise DataError(str(err)) from None
+    rows = prediction_rows(results, ids)
+    write_rows(output, rows)
+    print(f"wrote {len(rows)} predictions to {output}")
 
 
 def refuse_exported_checkpoint(argv: list[str]) -> None:

@@ -38,7 +38,7 @@ N21_LAYOUTS = {"regression": "score", "classification": "classes", "multilabel":
 SHAPES: dict[str, Shape] = {
     "N21": Shape("n2m.shapes.n21", N21_LAYOUTS, {"onnx": "n2m.shapes.n21.onnx:OnnxPredictor"}, "n2m.report.n21:PART"),
     "N2N": Shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}, report="n2m.report.n2n:PART"),
-    "N2M": Shape("n2m.shapes.n2m", {"generation": "generation"}, report="n2m.report.n2m:PART"),
+    "N2M": Shape("n2m.shapes.n2m", {"generation": "generation", "captioning": "caption"}, report="n2m.report.n2m:PART"),
 }
 # an ensemble of N21 models is served like one N21 model
 ENSEMBLE = "n2m.shapes.n21.ensemble:EnsemblePredictor"

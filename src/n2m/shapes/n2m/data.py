@@ -11,12 +11,13 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from n2m.backbones import converted_backbone, resolve_backbone
 from n2m.core.batching import pad_id
@@ -32,7 +33,9 @@ from n2m.shapes.n2m.examples import (
     as_data_files,
     load_seq2seq_examples,
 )
+from n2m.shapes.n2m.images import ImageError, ImageOptions, augment, normalize, read_pixels
 from n2m.shapes.n2m.model import Architecture, special_ids
+from n2m.shapes.n2m.vision import IMAGE_INPUTS
 
 
 def seeded_subset(examples: list[Seq2SeqExample], limit: int | None, seed: int) -> list[Seq2SeqExample]:
@@ -104,6 +107,12 @@ class Seq2SeqDataModule(ShapeDataModule):
         architecture: `warm_start` (Rothe et al. 2020), `scratch` (a small Transformer and a tokenizer trained
             on the training text) or `pretrained` (any HF seq2seq model). See `n2m.shapes.n2m.model`. The
             model is built from what the data says (`spec`).
+        images: image captioning: the `source` column holds image paths (relative to the data file), read with
+            Pillow, resized and normalized as set here (`ImageOptions`, augmented in training only), decoded once
+            and kept as `uint8` tensors (in the token cache too). Each row is one (image, caption) pair; for
+            validation, test and predict the rows of one image become one example scored against all its
+            captions. `warm_start` warm-starts the text decoder from `backbone` under a new image encoder;
+            `pretrained` loads a `VisionEncoderDecoderModel` folder (see `n2m.shapes.n2m.vision`).
     """
 
     def __init__(
@@ -134,22 +143,32 @@ class Seq2SeqDataModule(ShapeDataModule):
         tokenizer_vocab_size: int = 8000,
         backbone: str = "e5-small",
         architecture: Architecture = "warm_start",
+        images: ImageOptions | None = None,
     ) -> None:
         super().__init__()
         self.columns = columns or Seq2SeqColumns()
+        if isinstance(images, dict):
+            images = ImageOptions(**images)
+        self.images = images
         self.files = {name: as_data_files(f) for name, f in (("train", train), ("val", val), ("test", test))}
         self.files["predict"] = as_data_files(predict)
         # plain dicts in checkpoints, so they load with `torch.load(weights_only=True)`
-        self.save_hyperparameters(ignore=["columns", "train", "val", "test", "predict"])
+        self.save_hyperparameters(ignore=["columns", "train", "val", "test", "predict", "images"])
         self.hparams.update(
-            columns=asdict(self.columns), **{k: [asdict(f) for f in v] or None for k, v in self.files.items()}
+            columns=asdict(self.columns),
+            images=asdict(images) if images else None,
+            **{k: [asdict(f) for f in v] or None for k, v in self.files.items()},
         )
+        self.pixels: dict[str, torch.Tensor] = {}  # image path → uint8 (3, size, size), decoded once
         self.loaded: dict[str, list[Seq2SeqExample]] = {}
 
     # ---- what the model needs before it is built ----------------------------------------------------
     @property
     def spec(self) -> DataSpec:
         h = self.hparams
+        if self.images:
+            return DataSpec("N2M", "captioning", list(IMAGE_INPUTS), h.backbone, self.backbone_dir, self.encoding,
+                            settings={"architecture": h.architecture, "image": self.images.card()})  # fmt: skip
         return DataSpec("N2M", "generation", ["text"], h.backbone, self.backbone_dir, self.encoding,
                         settings={"architecture": h.architecture})  # fmt: skip
 
@@ -165,6 +184,8 @@ class Seq2SeqDataModule(ShapeDataModule):
 
     def vocabulary_texts(self) -> list[str]:
         splits = self.read_splits("fit")
+        if self.images:  # the sources are image paths: only the captions are text
+            return [ref for exs in splits.values() for ex in exs for ref in ex.references]
         texts = [self.hparams.text_prefix + ex.source for exs in splits.values() for ex in exs]
         return texts + [ref for exs in splits.values() for ex in exs for ref in ex.references]
 
@@ -185,7 +206,7 @@ class Seq2SeqDataModule(ShapeDataModule):
     def read_splits(self, stage: str) -> dict[str, list[Seq2SeqExample]]:
         h = self.hparams
         if stage == "predict":
-            return self.select({"predict": self.read_files("predict", with_targets=False)}, stage)
+            return self.select({"predict": self.by_image(self.read_files("predict", with_targets=False))}, stage)
         pool = self.read_files("train")
         if h.split_file and pool:
             if self.files["val"] or self.files["test"]:
@@ -196,7 +217,55 @@ class Seq2SeqDataModule(ShapeDataModule):
             splits = self.carve_train(pool, given)
         limits = {"train": h.max_train_samples, "val": h.max_val_samples, "test": h.max_test_samples}
         splits = {k: seeded_subset(v, limits[k], h.split_seed) for k, v in splits.items()}
+        # an image's captions score together; training keeps one example per (image, caption) pair
+        splits = {k: v if k == "train" else self.by_image(v) for k, v in splits.items()}
         return self.select(splits, stage)
+
+    def by_image(self, examples: list[Seq2SeqExample]) -> list[Seq2SeqExample]:
+        """Captioning: the rows of one image (by file and path) → one example with all their captions as
+        references, at the image's first row. Texts, and images of one row each, pass as they are."""
+        if not self.images:
+            return examples
+        grouped: dict[tuple[str, str], list[Seq2SeqExample]] = {}
+        for ex in examples:
+            grouped.setdefault((ex.file, ex.source), []).append(ex)
+        out = []
+        for rows in grouped.values():
+            refs = tuple(ref for ex in rows for ref in ex.references)
+            out.append(replace(rows[0], references=refs) if len(rows) > 1 else rows[0])
+        return out
+
+    def image_path(self, example: Seq2SeqExample) -> Path:
+        """An image path as written in the data file, relative to that file's folder."""
+        return Path(example.file).parent / example.source
+
+    def read_images(self, examples: list[Seq2SeqExample]) -> dict[str, torch.Tensor]:
+        """Every image of `examples`, decoded and resized once per process (and once per machine through the
+        token cache, keyed by the files' paths, sizes and times); a missing or unreadable one names its row."""
+        assert self.images is not None
+        wanted = {}
+        for ex in examples:
+            path = self.image_path(ex)
+            if str(path) not in self.pixels and str(path) not in wanted:
+                if not path.is_file():
+                    raise DataError(f"image {path} does not exist", ex.file, ex.line, self.columns.source,
+                                    hint="image paths are relative to the data file's folder")  # fmt: skip
+                wanted[str(path)] = ex
+        if wanted:
+            size = self.images.size
+
+            def decode() -> dict[str, torch.Tensor]:
+                out = {}
+                for name, ex in wanted.items():
+                    try:
+                        out[name] = read_pixels(name, self.images)  # type: ignore[arg-type]
+                    except ImageError as err:
+                        raise DataError(str(err), ex.file, ex.line, self.columns.source) from None
+                return out
+
+            stamps = [[n, Path(n).stat().st_size, Path(n).stat().st_mtime_ns] for n in sorted(wanted)]
+            self.pixels.update(self.cached(["images", size, stamps], decode))
+        return self.pixels
 
     def apply_split_file(self, pool: list[Seq2SeqExample]) -> dict[str, list[Seq2SeqExample]]:
         """Rows named in the split file (by file and line) validate and test; the rest train."""
@@ -230,6 +299,8 @@ class Seq2SeqDataModule(ShapeDataModule):
     # ---- encoding -----------------------------------------------------------------------------------
     def encode(self, examples: list[Seq2SeqExample], with_targets: bool) -> EncodedDataset:
         h = self.hparams
+        if self.images:
+            return self.encode_images(examples, with_targets)
         sources = [ex.source for ex in examples]
         targets = [ex.target or "" for ex in examples] if with_targets else None
 
@@ -248,9 +319,33 @@ class Seq2SeqDataModule(ShapeDataModule):
         lengths = [len(s) + (len(label_ids[i]) if label_ids else 0) for i, s in enumerate(source_ids)]
         return EncodedDataset(features, label_ids, lengths)
 
+    def encode_images(self, examples: list[Seq2SeqExample], with_targets: bool) -> EncodedDataset:
+        """Images (decoded once, shared by their rows) and caption ids; lengths are the captions', so training
+        batches group captions of similar length (the images are all one size)."""
+        h = self.hparams
+        pixels = self.read_images(examples)
+        targets = [ex.target or "" for ex in examples] if with_targets else None
+
+        def encode() -> list[list[int]] | None:
+            if targets is None:
+                return None
+            return encode_targets(self.tokenizer, targets, h.max_target_length, self.decoder_start)
+
+        label_ids = self.cached(["caption", targets, h.max_target_length], encode) if targets is not None else None
+        features = [{"pixels": pixels[str(self.image_path(ex))], "references": ex.references} for ex in examples]
+        lengths = [len(ids) for ids in label_ids] if label_ids else [1] * len(examples)
+        return EncodedDataset(features, label_ids, lengths)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.images and self.images.augment.active and "train" in self.datasets:
+            self.datasets["train"] = Augmented(self.datasets["train"])  # type: ignore[arg-type]
+
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        sources = [it["features"]["input_ids"] for it in items]
-        batch: dict[str, Any] = pad_sources(sources, pad_id(self.tokenizer))
+        if self.images:
+            batch: dict[str, Any] = {"pixel_values": self.pixel_values(items)}
+        else:
+            batch = pad_sources([it["features"]["input_ids"] for it in items], pad_id(self.tokenizer))
         batch["index"] = torch.tensor([it["index"] for it in items])
         if "target" in items[0]:
             longest = max(len(it["target"]) for it in items)
@@ -260,11 +355,34 @@ class Seq2SeqDataModule(ShapeDataModule):
             batch["references"] = [list(it["features"]["references"]) for it in items]
         return batch
 
+    def pixel_values(self, items: list[dict[str, Any]]) -> torch.Tensor:
+        """The batch's cached images, normalized; augmented when they are training items (see `Augmented`)."""
+        assert self.images is not None
+        pixels = torch.stack([it["features"]["pixels"] for it in items])
+        if items[0].get("augment"):
+            return normalize(augment(pixels, self.images.augment), self.images)
+        return normalize(pixels, self.images)
+
 
 def text_key(text: str) -> str:
     """What makes two texts the same text for a split: NFC, spacing and case ignored (punctuation is not: in
     a generated text it is part of what is scored)."""
     return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
+class Augmented(Dataset):
+    """The training split's items marked for augmentation (drawn per batch in `collate`, so every epoch sees
+    other crops and colours of the cached pixels); lengths as the wrapped split's."""
+
+    def __init__(self, data: EncodedDataset) -> None:
+        self.data = data
+        self.lengths = data.lengths
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.data[index], "augment": True}
 
 
 def write_split_file(

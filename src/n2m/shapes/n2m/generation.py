@@ -92,12 +92,21 @@ def generate_ids(
     streamer: BaseStreamer | None = None,
 ) -> list[list[int]]:
     """Generated token ids per input, without the decoder's start token and without padding."""
+    return generate_from(model, {"input_ids": input_ids, "attention_mask": attention_mask}, options, streamer)
+
+
+@torch.inference_mode()
+def generate_from(
+    model: PreTrainedModel,
+    source: dict[str, torch.Tensor],
+    options: GenerationOptions,
+    streamer: BaseStreamer | None = None,
+) -> list[list[int]]:
+    """`generate_ids` for any encoder input: texts' `input_ids` and `attention_mask`, or images' `pixel_values`."""
     if options.seed is not None:
         torch.manual_seed(options.seed)
     config = options.to_config(model)
-    out = model.generate(
-        input_ids=input_ids, attention_mask=attention_mask, generation_config=config, streamer=streamer
-    )
+    out = model.generate(**source, generation_config=config, streamer=streamer)
     pad, eos = config.pad_token_id, config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos])
     rows = []
@@ -181,8 +190,18 @@ def stream_text(
     Beam search only knows its best sequence at the end, so with `num_beams > 1` the pieces come all
     at once when the search finishes; greedy and sampling stream token by token.
     """
+    yield from stream_from(model, tokenizer, {"input_ids": input_ids, "attention_mask": attention_mask}, options)
+
+
+def stream_from(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    source: dict[str, torch.Tensor],
+    options: GenerationOptions,
+) -> Iterator[str]:
+    """`stream_text` for any encoder input (texts' ids and mask, or images' `pixel_values`)."""
     if options.num_beams > 1:
-        ids = generate_ids(model, input_ids, attention_mask, options)[0]
+        ids = generate_from(model, source, options)[0]
         shown = ""
         for i in range(1, len(ids) + 1):
             text = decode(tokenizer, ids[:i])
@@ -194,7 +213,7 @@ def stream_text(
 
     def run() -> None:
         try:
-            generate_ids(model, input_ids, attention_mask, options, streamer=streamer)
+            generate_from(model, source, options, streamer=streamer)
         except BaseException as err:  # surfaced in the consumer's thread
             streamer.fail(err)
 

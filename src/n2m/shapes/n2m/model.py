@@ -11,6 +11,9 @@
   over a tokenizer trained on the recipe's training text (`n2m.shapes.n2m.data.train_tokenizer`).
 - `pretrained`: any Hugging Face seq2seq model (T5, BART, Marian, ...) from a local folder or a hub.
 
+A model whose inputs are images (image captioning) is a `VisionEncoderDecoderModel` built in
+`n2m.shapes.n2m.vision`; `Seq2SeqModel` trains, saves and loads both kinds alike.
+
 A decoder sees `decoder_start` then the target; it learns to end with `eos`. For BERT-style models
 those are the tokenizer's `[CLS]`/`<s>` and `[SEP]`/`</s>`, as in Rothe et al.
 """
@@ -37,6 +40,7 @@ from transformers import (
 )
 
 from n2m.core.card import ModelCard
+from n2m.shapes.n2m.vision import VisionSize, build_captioner, is_captioner, load_captioner
 
 Architecture = Literal["warm_start", "scratch", "pretrained"]
 CrossAttentionInit = Literal["random", "self_attention"]
@@ -219,6 +223,20 @@ class Seq2SeqModel(nn.Module):
         gives the same function as separate tensors, which any HF install can load."""
         settings = card.settings
         architecture = settings["architecture"]
+        if is_captioner(card):
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            net = build_captioner(
+                architecture,
+                folder,
+                tokenizer,
+                special_ids(architecture, tokenizer, folder),
+                settings["image"]["size"],
+                vision=VisionSize(**(settings.get("vision") or {})),
+                image_encoder=settings.get("image_encoder"),
+                decoder_layers=settings.get("decoder_layers"),
+                pretrained=False,
+            )
+            return cls(net)
         net = build_seq2seq(
             architecture,
             folder,
@@ -239,6 +257,8 @@ class Seq2SeqModel(nn.Module):
 
     @classmethod
     def load(cls, folder: Path, card: ModelCard) -> Seq2SeqModel:
+        if is_captioner(card):
+            return cls(load_captioner(folder))
         return cls(AutoModelForSeq2SeqLM.from_pretrained(folder))
 
     @property
@@ -249,8 +269,7 @@ class Seq2SeqModel(nn.Module):
         """Logits `(B, T, V)` for each target position, given the target so far (teacher forcing)."""
         decoder_input_ids = self.net.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
         out = self.net(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
+            **source_inputs(batch),
             decoder_input_ids=decoder_input_ids,
             # input j is the start token (j = 0) or label j - 1: real exactly where label j is (padding is at the end)
             decoder_attention_mask=(batch["labels"] != -100).long(),
@@ -262,6 +281,13 @@ class Seq2SeqModel(nn.Module):
         return nn.functional.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=self.label_smoothing
         )
+
+
+def source_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the encoder reads of a batch: `pixel_values` (images) or `input_ids` and `attention_mask` (texts)."""
+    if "pixel_values" in batch:
+        return {"pixel_values": batch["pixel_values"]}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
 Model = Seq2SeqModel

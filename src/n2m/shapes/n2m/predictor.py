@@ -5,6 +5,11 @@
 [GeneratedText(text='I am a student.')]
 >>> for piece in p.stream("나는 학생이다."):   # what a server sends as server-sent events
 ...     print(piece, end="", flush=True)
+
+A captioner (a card whose inputs are `["image"]`) takes images instead: a path, the file's bytes, a PIL image or
+`{"image": ...}`, read and checked by `n2m.shapes.n2m.images` (`image_limits`) exactly as training read them.
+>>> Predictor.from_pretrained("out/ko-caption").predict(["cat.png"])
+[GeneratedText(text='왼쪽에 고양이 한 마리가 있다.')]
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from n2m.core.batching import pad_id
 from n2m.core.card import ModelCard
 from n2m.core.predictor import Predictor as BasePredictor
 from n2m.shapes.n2m.encoding import encode_sources, pad_sources
-from n2m.shapes.n2m.generation import GenerationOptions, as_options, decode, generate_ids, stream_text
+from n2m.shapes.n2m.generation import GenerationOptions, as_options, decode, generate_from, stream_from
+from n2m.shapes.n2m.images import ImageLimits, ImageOptions, ImageSource, normalize, read_pixels
 from n2m.shapes.n2m.model import Seq2SeqModel
 from n2m.shapes.n2m.outputs import GeneratedText
+from n2m.shapes.n2m.vision import is_captioner
 
-Source = str | dict[str, str]
+Source = str | dict[str, Any] | ImageSource
 
 
 class Seq2SeqPredictor(BasePredictor):
@@ -42,6 +49,9 @@ class Seq2SeqPredictor(BasePredictor):
     ) -> None:
         super().__init__(model, tokenizer, card, device)
         self.generation: GenerationOptions = as_options(card.settings.get("generation"))
+        # a captioner's image reading, as in training; `image_limits` is what an image may be (the server's too)
+        self.image = ImageOptions.from_card(card.settings.get("image") or {}) if is_captioner(card) else None
+        self.image_limits = ImageLimits()
 
     @classmethod
     def load(cls, folder: Path, card: ModelCard, device: str = "cpu") -> Seq2SeqPredictor:
@@ -53,34 +63,48 @@ class Seq2SeqPredictor(BasePredictor):
         return self.generation.override(**overrides)
 
     # ---- the pipeline -------------------------------------------------------------------------------
-    def preprocess(self, inputs: Sequence[Source]) -> list[list[int]]:
-        """Texts (or `{"text": ...}`) → source ids, prefixed and cut as in training."""
+    def preprocess(self, inputs: Sequence[Source]) -> list[Any]:
+        """Texts (or `{"text": ...}`) → source ids, prefixed and cut as in training; a captioner's images →
+        `uint8` pixels (a bad image raises `ImageError`, a `ValueError`, naming its position)."""
+        if self.image is not None:
+            return [self.read_image(i, item) for i, item in enumerate(inputs)]
         texts = self.texts(inputs)
         return encode_sources(self.tokenizer, texts, self.card.encoding) if texts else []
 
-    def length(self, feature: list[int]) -> int:
-        return len(feature)
+    def read_image(self, position: int, item: Source) -> torch.Tensor:
+        assert self.image is not None
+        try:
+            return read_pixels(item, self.image, self.image_limits)  # type: ignore[arg-type]
+        except ValueError as err:
+            err.args = (f"input {position}: {err}",)
+            raise
 
-    def collate(self, features: Sequence[list[int]]) -> dict[str, torch.Tensor]:
-        """A padded batch of source ids on the predictor's device."""
+    def token_counts(self, inputs: Sequence[Any]) -> list[int]:
+        """Images are never cut: a captioner reports no lengths (the server's `truncated` stays empty)."""
+        return [0] * len(inputs) if self.image is not None else super().token_counts(inputs)
+
+    def length(self, feature: Any) -> int:
+        return 1 if self.image is not None else len(feature)
+
+    def collate(self, features: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """A padded batch of source ids (or a captioner's normalized images) on the predictor's device."""
+        if self.image is not None:
+            return {"pixel_values": normalize(torch.stack(list(features)), self.image).to(self.device)}
         batch = pad_sources(features, pad_id(self.tokenizer))
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def forward(self, features: list[list[int]], **options: Any) -> list[str]:
-        batch = self.collate(features)
-        ids = generate_ids(self.model, batch["input_ids"], batch["attention_mask"], self.options(**options))
+    def forward(self, features: list[Any], **options: Any) -> list[str]:
+        ids = generate_from(self.model, self.collate(features), self.options(**options))
         return [decode(self.tokenizer, row) for row in ids]
 
-    def postprocess(self, output: str, feature: list[int], **options: Any) -> GeneratedText:
+    def postprocess(self, output: str, feature: Any, **options: Any) -> GeneratedText:
         return GeneratedText(output)
 
     def stream(self, input: Source, **overrides: Any) -> Iterator[str]:
         """The output of one input as it is generated: each item is the text one more token adds, and the
         items joined are exactly `predict([input])[0].text` (with the same options)."""
         batch = self.collate(self.preprocess([input]))
-        yield from stream_text(
-            self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], self.options(**overrides)
-        )
+        yield from stream_from(self.model, self.tokenizer, batch, self.options(**overrides))
 
 
 Predictor = Seq2SeqPredictor

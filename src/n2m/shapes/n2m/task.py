@@ -13,7 +13,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from n2m.core.card import ModelCard
 from n2m.core.datamodule import DataSpec
 from n2m.core.task import BaseTask, Optimization
-from n2m.shapes.n2m.generation import GenerationOptions, as_options, decode, generate_ids
+from n2m.shapes.n2m.caption_metrics import CaptionMetricName, CaptionMetrics
+from n2m.shapes.n2m.generation import GenerationOptions, as_options, decode, generate_from
+from n2m.shapes.n2m.images import ImageOptions
 from n2m.shapes.n2m.metrics import BleuTokenize, GenerationMetrics, MetricName
 from n2m.shapes.n2m.model import (
     NEW_IN_WARM_START,
@@ -21,8 +23,12 @@ from n2m.shapes.n2m.model import (
     ScratchSize,
     Seq2SeqModel,
     build_seq2seq,
+    init_cross_attention_from_self_attention,
+    source_inputs,
+    special_ids,
 )
 from n2m.shapes.n2m.outputs import GeneratedText
+from n2m.shapes.n2m.vision import VisionSize, build_captioner, is_captioner
 
 
 @dataclass
@@ -60,6 +66,10 @@ class Seq2SeqTask(BaseTask):
         bleu_tokenize: SacreBLEU's tokenization: `13a` for English targets, `char` for Korean (see
             `n2m.shapes.n2m.metrics` for why).
         bertscore_model: a local encoder folder, for the optional `bertscore` metric.
+        vision: image captioning (`data.images` set), `warm_start`: the ViT image encoder built from scratch
+            (`VisionSize`); it trains at `head_lr`, as everything new does.
+        image_encoder: image captioning, `warm_start`: a local Hugging Face vision encoder folder to start the
+            image encoder from instead (trained at `lr`).
         optimization: learning rates, schedule, freezing, warm start (`Seq2SeqOptimization`).
     """
 
@@ -76,10 +86,12 @@ class Seq2SeqTask(BaseTask):
         label_smoothing: float = 0.1,
         generation: GenerationOptions | None = None,
         val_generation: GenerationOptions | None = None,
-        metrics: list[MetricName] | None = None,
+        metrics: list[MetricName | CaptionMetricName] | None = None,
         bleu_tokenize: BleuTokenize = "13a",
-        monitor: MetricName | Literal["loss"] = "bleu",
+        monitor: MetricName | CaptionMetricName | Literal["loss"] = "bleu",
         bertscore_model: str | None = None,
+        vision: VisionSize | None = None,
+        image_encoder: str | None = None,
         optimization: Seq2SeqOptimization | None = None,
     ) -> None:
         super().__init__()
@@ -89,31 +101,53 @@ class Seq2SeqTask(BaseTask):
         self.generation = as_options(generation)
         self.val_generation = as_options(val_generation) if val_generation else self.generation
         scratch = scratch if isinstance(scratch, ScratchSize) else ScratchSize(**(scratch or {}))
+        vision = vision if isinstance(vision, VisionSize) else VisionSize(**(vision or {}))
         self.setup_task(
             spec,
             optimization,
             generation=asdict(self.generation),
             val_generation=asdict(self.val_generation),
             scratch=asdict(scratch),
+            vision=asdict(vision),
             metrics=metrics,
         )
+        self.vision = vision
         self.scratch = scratch
         folder = self.spec.backbone_dir
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(folder)
-        net = build_seq2seq(
-            self.architecture,
-            folder,
-            self.tokenizer,
-            encoder_layers=encoder_layers,
-            decoder_layers=decoder_layers,
-            tie_encoder_decoder=tie_encoder_decoder,
-            cross_attention_init=cross_attention_init,
-            scratch=scratch,
-        )
+        if self.captioning:
+            net = build_captioner(
+                self.architecture,
+                folder,
+                self.tokenizer,
+                special_ids(self.architecture, self.tokenizer, folder),  # type: ignore[arg-type]
+                ImageOptions.from_card(self.spec.settings["image"]).size,
+                vision=vision,
+                image_encoder=image_encoder,
+                decoder_layers=decoder_layers,
+            )
+            if cross_attention_init == "self_attention" and self.architecture == "warm_start":
+                init_cross_attention_from_self_attention(net)  # type: ignore[arg-type]
+        else:
+            net = build_seq2seq(
+                self.architecture,
+                folder,
+                self.tokenizer,
+                encoder_layers=encoder_layers,
+                decoder_layers=decoder_layers,
+                tie_encoder_decoder=tie_encoder_decoder,
+                cross_attention_init=cross_attention_init,
+                scratch=scratch,
+            )
         self.model = Seq2SeqModel(net, label_smoothing)
         self.main_metric = f"val/{monitor}"
         self.main_mode = "min" if monitor == "loss" else "max"
-        scorers = {split: GenerationMetrics(metrics, bleu_tokenize, bertscore_model) for split in ("val", "test")}
+        scorers: dict[str, torch.nn.Module] = {
+            split: CaptionMetrics(metrics, bleu_tokenize)
+            if self.captioning
+            else GenerationMetrics(metrics, bleu_tokenize, bertscore_model)  # type: ignore[arg-type]
+            for split in ("val", "test")
+        }
         self.split_metrics = torch.nn.ModuleDict(scorers)
         self._test_rows: list[dict[str, Any]] = []
         self.generated_tokens = 0
@@ -123,10 +157,19 @@ class Seq2SeqTask(BaseTask):
     def architecture(self) -> str:
         return self.spec.settings["architecture"]
 
+    @property
+    def captioning(self) -> bool:
+        """Whether the inputs are images (the data's `images` setting): a `VisionEncoderDecoderModel`."""
+        return is_captioner(self.spec.to_dict())
+
     def is_new(self, name: str) -> bool:
-        """What a warm start adds to the checkpoint (cross-attention, the LM head's transform) trains at
-        `head_lr`; everything else, and every weight of the other architectures, at `lr`."""
-        return self.architecture == "warm_start" and any(part in name for part in NEW_IN_WARM_START)
+        """What a warm start adds to the checkpoint (cross-attention, the LM head's transform; a captioner's
+        from-scratch image encoder) trains at `head_lr`; everything else, and every weight of the other
+        architectures, at `lr`."""
+        if self.architecture != "warm_start":
+            return False
+        scratch_encoder = self.captioning and not self.hparams.image_encoder and name.startswith("net.encoder.")
+        return scratch_encoder or any(part in name for part in NEW_IN_WARM_START)
 
     def card(self) -> ModelCard:
         """The data's card with what export and predict need: decoding, scoring, and the architecture's sizes."""
@@ -139,6 +182,7 @@ class Seq2SeqTask(BaseTask):
             decoder_layers=h.decoder_layers,
             tie_encoder_decoder=h.tie_encoder_decoder,
             scratch=asdict(self.scratch),
+            **({"vision": asdict(self.vision), "image_encoder": h.image_encoder} if self.captioning else {}),
         )
 
     # ---- generation -----------------------------------------------------------------------------------
@@ -147,7 +191,7 @@ class Seq2SeqTask(BaseTask):
         options = (options or self.generation).override(**overrides)
         was_training = self.model.training
         self.model.eval()
-        ids = generate_ids(self.model.net, batch["input_ids"], batch["attention_mask"], options)
+        ids = generate_from(self.model.net, source_inputs(batch), options)
         self.model.train(was_training)
         self.generated_tokens += sum(len(row) for row in ids)  # for throughput figures (benchmarks)
         return [decode(self.tokenizer, row) for row in ids]
@@ -159,7 +203,7 @@ class Seq2SeqTask(BaseTask):
 
     def evaluate(self, batch: dict[str, Any], split: str) -> None:
         """The teacher-forced loss, and the generated texts scored (and, for test, kept to be written)."""
-        self.log(f"{split}/loss", self.loss(batch), sync_dist=True, batch_size=batch["input_ids"].shape[0])
+        self.log(f"{split}/loss", self.loss(batch), sync_dist=True, batch_size=len(batch["index"]))
         texts = self.generate(batch, self.val_generation if split == "val" else self.generation)
         self.split_metrics[split].update(texts, batch["references"])
         if split == "test":

@@ -1,0 +1,170 @@
+"""Image captioning models for N2M: a Hugging Face `VisionEncoderDecoderModel` (an image encoder, a text decoder,
+cross-attention between them), built two ways.
+
+- `warm_start`: the image encoder is a small ViT from a config (`VisionSize`: no vision weights can be had offline),
+  or any local Hugging Face vision encoder folder (`image_encoder`); the text decoder starts from the BERT-style
+  checkpoint (e5-small) as N2M's text warm start does (`is_decoder`, new `add_cross_attention`, Rothe et al. 2020),
+  its first `decoder_layers` layers kept. When the widths differ, HF adds `enc_to_dec_proj` (new, at `head_lr`).
+- `pretrained`: any local `VisionEncoderDecoderModel` folder (its tokenizer beside it).
+
+A model of a card whose `inputs` are `["image"]` is a captioner (`is_captioner`).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    VisionEncoderDecoderModel,
+    ViTConfig,
+)
+from transformers.utils import logging as hf_logging
+
+from n2m.core.card import ModelCard
+from n2m.core.encoder import build_encoder
+
+IMAGE_INPUTS = ["image"]
+
+
+@dataclass
+class VisionSize:
+    """A ViT image encoder built from scratch (pre-LN blocks over `patch_size` patches).
+
+    `hidden_size` 384 matches e5-small's width, so cross-attention needs no projection."""
+
+    hidden_size: int = 384
+    layers: int = 4
+    heads: int = 6
+    ffn_size: int = 1536
+    patch_size: int = 16
+    dropout: float = 0.0
+
+
+def is_captioner(card: ModelCard | dict[str, Any]) -> bool:
+    inputs = card.inputs if isinstance(card, ModelCard) else card.get("inputs")
+    return list(inputs or []) == IMAGE_INPUTS
+
+
+def vit_encoder(size: VisionSize, image_size: int) -> PreTrainedModel:
+    if image_size % size.patch_size:
+        raise ValueError(f"image size {image_size} is not a multiple of the ViT's patch size {size.patch_size}")
+    config = ViTConfig(
+        image_size=image_size,
+        patch_size=size.patch_size,
+        hidden_size=size.hidden_size,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        intermediate_size=size.ffn_size,
+        hidden_dropout_prob=size.dropout,
+        attention_probs_dropout_prob=size.dropout,
+    )
+    return build_encoder(config, pretrained=False)
+
+
+def warm_decoder(folder: str | Path, decoder_layers: int | None, pretrained: bool) -> PreTrainedModel:
+    """The BERT-style checkpoint as a causal decoder with (new) cross-attention, its first `decoder_layers` layers."""
+    over: dict[str, Any] = {"is_decoder": True, "add_cross_attention": True}
+    if decoder_layers is not None:
+        available = AutoConfig.from_pretrained(folder).num_hidden_layers
+        if not 1 <= decoder_layers <= available:
+            raise ValueError(f"asked for {decoder_layers} decoder layers but {folder} has {available}")
+        over["num_hidden_layers"] = decoder_layers
+    if pretrained:
+        return AutoModelForCausalLM.from_pretrained(folder, **over)
+    return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, **over))
+
+
+def check_image_size(net: VisionEncoderDecoderModel, image_size: int) -> None:
+    """The data's image size must be the one the encoder was built for (ViT position embeddings are per patch)."""
+    expected = getattr(net.config.encoder, "image_size", None)
+    if isinstance(expected, list | tuple):
+        expected = expected[0]
+    if expected is not None and int(expected) != image_size:
+        raise ValueError(f"the image encoder reads {expected}-pixel images; set `data.images.size: {expected}`")
+
+
+def build_captioner(
+    architecture: str,
+    folder: str | Path,
+    tokenizer: PreTrainedTokenizerBase,
+    special: Any,
+    image_size: int,
+    *,
+    vision: VisionSize | None = None,
+    image_encoder: str | None = None,
+    decoder_layers: int | None = None,
+    pretrained: bool = True,
+) -> VisionEncoderDecoderModel:
+    """The captioner for an architecture; `special` holds the decoder's start, end and padding ids. `folder` is
+    the text checkpoint (warm start) or the whole model (pretrained). `pretrained=False`: the same architecture
+    with fresh weights, to load trained ones into (export)."""
+    if architecture == "pretrained":
+        net = load_captioner(folder) if pretrained else _fresh_from_config(folder)
+        if Path(folder, "generation_config.json").is_file():
+            net.generation_config = GenerationConfig.from_pretrained(folder)  # the model's own decoding defaults
+        set_special_ids(net, special, only_missing=True)
+        check_image_size(net, image_size)
+        return net
+    if architecture != "warm_start":
+        raise ValueError(f"image captioning is built by `warm_start` or `pretrained`, not {architecture!r}")
+    if image_encoder and pretrained:
+        encoder = build_encoder(image_encoder, pretrained=True)
+    elif image_encoder:
+        encoder = build_encoder(AutoConfig.from_pretrained(image_encoder), pretrained=False)
+    else:
+        encoder = vit_encoder(vision or VisionSize(), image_size)
+    net = VisionEncoderDecoderModel(encoder=encoder, decoder=warm_decoder(folder, decoder_layers, pretrained))
+    set_special_ids(net, special)
+    net.config.vocab_size = net.config.decoder.vocab_size
+    check_image_size(net, image_size)
+    return net
+
+
+def set_special_ids(net: VisionEncoderDecoderModel, special: Any, only_missing: bool = False) -> None:
+    """Start, end and padding ids in the config and in the generation config (`generate` reads the latter);
+    `only_missing`: a pretrained folder's own ids stay."""
+    ids = {"decoder_start_token_id": special.decoder_start, "bos_token_id": special.decoder_start,
+           "eos_token_id": special.eos, "pad_token_id": special.pad}  # fmt: skip
+    for config in (net.config, net.generation_config):
+        for key, value in ids.items():
+            if not only_missing or getattr(config, key, None) is None:
+                setattr(config, key, value)
+
+
+@contextmanager
+def _quiet_loading():
+    """HF reports the encoder's pooler as newly initialized on every load: we never use it, so say nothing."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _drop_pooler(net: VisionEncoderDecoderModel) -> VisionEncoderDecoderModel:
+    if getattr(net.encoder, "pooler", None) is not None:
+        net.encoder.pooler = None  # unused by captioning; its random weights would only be saved again
+    return net
+
+
+def load_captioner(folder: str | Path) -> VisionEncoderDecoderModel:
+    """A saved `VisionEncoderDecoderModel` folder (an n2m export, or any other)."""
+    with _quiet_loading():
+        return _drop_pooler(VisionEncoderDecoderModel.from_pretrained(folder))
+
+
+def _fresh_from_config(folder: str | Path) -> VisionEncoderDecoderModel:
+    config = AutoConfig.from_pretrained(folder)
+    encoder = build_encoder(config.encoder, pretrained=False)
+    decoder = AutoModelForCausalLM.from_config(config.decoder)
+    return VisionEncoderDecoderModel(config=config, encoder=encoder, decoder=decoder)
