@@ -87,6 +87,7 @@ def test_coco_and_jsonl_versions_of_val_agree() -> None:
     coco = read_caption_rows(DATA / "val.coco.json")  # checks every image too
     lines = read_caption_rows(DATA / "val.jsonl", check_images=False)
     assert [(r.image, r.caption) for r in coco] == [(r.image, r.caption) for r in lines]
+    assert read_caption_rows(DATA / "val.coco.json", format="json", check_images=False) == coco
     first = coco[0]
     text = (DATA / "val.coco.json").read_text(encoding="utf-8").splitlines()
     entry = "".join(text[first.image_line - 1 : first.image_line + 4])  # lines name where an object's "{" is

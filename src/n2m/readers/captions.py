@@ -131,9 +131,7 @@ def item_line(lines: dict[str, list[int]], key: str, index: int) -> int:
 
 
 def is_coco(path: Path) -> bool:
-    """A .json file whose top level holds `images` and `annotations` (read only when the suffix says JSON)."""
-    if path.suffix.lower() != ".json":
-        return False
+    """Whether a JSON file's top level holds `images` and `annotations`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -177,15 +175,18 @@ def read_caption_rows(
 ) -> list[CaptionRow]:
     """Read (image, caption) rows from COCO captions JSON, CSV, TSV, JSONL or a JSON list.
 
-    `format` defaults to what the file is (COCO when a .json file holds `images` and `annotations`, else
-    the suffix). Relative image paths are resolved against `image_root`, by default the data file's folder.
+    `format` defaults to what the suffix says; a .json file (or `format="json"`) that holds `images` and
+    `annotations` is read as COCO captions. Relative image paths are resolved against `image_root`, by
+    default the data file's folder.
     With `check_images`, every distinct image is opened once (Pillow `verify`); the first bad one is an
     error naming the data file, the line and the column. `options` go to the table reader (`column_names`...).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("does not exist or is not a file", path)
-    fmt = format or ("coco_captions" if is_coco(path) else detect_format(path))
+    fmt = format or detect_format(path)
+    if fmt == "json" and is_coco(path):  # a .json file, said or guessed: COCO's layout is told by its keys
+        fmt = "coco_captions"
     if fmt not in CAPTION_FORMATS:
         raise DataError(f"unknown caption format {fmt!r}", path, hint=f"use one of {sorted(CAPTION_FORMATS)}")
     root = Path(image_root) if image_root is not None else path.parent
