@@ -548,6 +548,10 @@ def main() -> None:
         "font": {"file": FONT.name, "sha256": sha256(FONT)},
         "versions": {"pillow": version("pillow"), "emoji": version("emoji"), "numpy": version("numpy")},
         "files": {p.name: sha256(p) for p in sorted(out.glob("*.json*")) if p.name != "manifest.json"},
+        # one digest over every image (its path and bytes, in path order): a regenerated set can be compared at once
+        "images_sha256": hashlib.sha256(
+            b"".join(str(p.relative_to(out)).encode() + p.read_bytes() for p in sorted(out.glob("images/*/*.png")))
+        ).hexdigest(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
 

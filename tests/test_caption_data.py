@@ -55,6 +55,9 @@ def test_splits_share_no_image_and_match_the_manifest() -> None:
             assert seen_bytes.setdefault(digest, split) == split, f"{image} is also in {seen_bytes[digest]}"
             assert seen_paths.setdefault(image.name + split, split) == split
         assert all(p.parent.name == split for p in refs)
+    images = sorted(DATA.glob("images/*/*.png"))  # the committed bytes are the generator's (no LFS, no filters)
+    digest = hashlib.sha256(b"".join(str(p.relative_to(DATA)).encode() + p.read_bytes() for p in images))
+    assert digest.hexdigest() == manifest["images_sha256"]
 
 
 def test_novel_combinations_never_occur_in_train() -> None:
