@@ -75,6 +75,8 @@ def override(tmp_path: Path, backbone: str, files: dict[str, Path], **changes: A
             "vision": TINY_VISION,
             "metrics": ["bleu", "chrf"],
             "monitor": "bleu",
+            "scenes": None,
+            "caption_vocabulary": None,
             "bleu_tokenize": "13a",
             "generation": {"num_beams": 2, "max_new_tokens": 10},
             "val_generation": {"num_beams": 1, "max_new_tokens": 10},
@@ -296,6 +298,32 @@ def test_n2m_predict_captions_a_folder_of_images(tiny_backbone, caption_files, t
         str(tmp_path / "pictures/2.png"),
         str(tmp_path / "pictures/0.png"),
     ]
+
+
+def test_caption_metrics_score_the_whole_split(tmp_path):
+    from n2m.shapes.n2m.caption_metrics import CaptionMetrics, SceneTruth
+    from n2m.shapes.n2m.cider import cider_d
+
+    (tmp_path / "scenes.jsonl").write_text(
+        json.dumps({"image": "a.png", "objects": [{"kind": "cat", "count": 2}]}) + "\n"
+        + json.dumps({"image": "b.png", "objects": [{"kind": "dog", "count": 1}]}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    vocabulary = {"objects": {"cat": {"en": ["cat", "cats"]}, "dog": {"en": ["dog", "dogs"]}},
+                  "numbers": {"en": {"one": 1, "a": 1, "two": 2}}, "classifiers": {}}  # fmt: skip
+    (tmp_path / "vocabulary.json").write_text(json.dumps(vocabulary), encoding="utf-8")
+    truth = SceneTruth([str(tmp_path / "scenes.jsonl")], str(tmp_path / "vocabulary.json"))
+    metrics = CaptionMetrics(["bleu", "cider", "object_accuracy", "count_accuracy"], "13a", truth)
+    predictions = ["two cats sit here", "two dogs"]
+    references = [["two cats sit here", "there are two cats"], ["one dog", "a dog is here"]]
+    images = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    metrics.update(predictions[:1], references[:1], images[:1])  # two batches: CIDEr-D is over both at once
+    metrics.update(predictions[1:], references[1:], images[1:])
+    scores = metrics.compute()
+    assert scores["cider"] == pytest.approx(100 * cider_d(predictions, references))
+    assert (scores["object_accuracy"], scores["count_accuracy"]) == (100.0, 50.0)
+    with pytest.raises(ValueError, match="scenes"):
+        CaptionMetrics(["object_accuracy"])
 
 
 def test_open_image_refuses_what_is_not_a_usable_image(tmp_path):

@@ -45,6 +45,7 @@ from n2m import __version__
 from n2m.serve.batching import MicroBatcher, QueueFull
 from n2m.serve.connections import RejectionLog
 from n2m.serve.corpus import MAX_TOP_K, Corpus
+from n2m.serve.images import IMAGE_FIELD, ImageUploads, decode_image, describe, image_limits
 from n2m.serve.limits import BodySizeLimit, Limits
 from n2m.serve.metrics import RequestMetrics, ServerMetrics
 from n2m.serve.schemas import (
@@ -58,8 +59,16 @@ from n2m.serve.schemas import (
     output_type,
     vector_models,
 )
+from n2m.shapes.n2m.images import ImageError
 
 log = logging.getLogger("n2m.serve")
+# a multipart upload to a captioner's /v1/predict or /v1/stream (`serve.images.ImageUploads`)
+UPLOAD_SCHEMA = {
+    "type": "object",
+    "properties": {"image": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+    "required": ["image"],
+    "description": "one or more image files, each in a part named `image`",
+}
 STATIC = "static"
 # union branches (see schemas.api_models and vector_models), left out of error paths
 TAGS = ("one", "many", "with_documents", "with_texts")
@@ -171,6 +180,13 @@ def create_app(
     streaming = callable(getattr(predictor, "stream", None))
     view = model_view(info, name or str(info.get("name", "model")), title, backend, streaming, limits)
     models = api_models(fields, output_type(predictor), limits)
+    takes_images = fields == [IMAGE_FIELD]  # a captioner: images in, base64 or uploaded
+    if takes_images:
+        images = image_limits(limits.max_body_bytes)
+        view.images = describe(images)
+        view.limits.pop("max_tokens", None)  # an image is never cut
+        if hasattr(predictor, "image_limits"):
+            predictor.image_limits = images  # checked here already; the predictor agrees
     max_tokens = view.limits.get("max_tokens", 0)  # how much of a text the model reads
     counts = bool(max_tokens) and callable(getattr(predictor, "token_counts", None))
     dimensions, no_vectors = vector_length(predictor, info)
@@ -258,6 +274,28 @@ def create_app(
         # single-text models take the string itself, which every shape's predictor accepts
         return getattr(item, fields[0]) if len(fields) == 1 else item.model_dump()
 
+    async def model_inputs(items: list[BaseModel]) -> list[Any] | Response:
+        """What the predictor takes for each input: its text(s), or its image decoded and checked (off the event
+        loop), a bad one answered with its own 4xx before anything is queued."""
+        if not takes_images:
+            return [as_predictor_input(item) for item in items]
+
+        def decode_all() -> list[Any]:
+            out = []
+            for i, item in enumerate(items):
+                try:
+                    out.append(decode_image(getattr(item, IMAGE_FIELD), images))
+                except ImageError as err:
+                    where = f"inputs[{i}].image" if len(items) > 1 else "inputs.image"
+                    raise ImageError(f"{where}: {err}", err.status) from None
+            return out
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, decode_all)
+        except ImageError as err:
+            metrics.rejected.labels(reason="bad_image").inc()
+            return JSONResponse({"error": str(err)}, status_code=err.status)
+
     async def queued(works: list[Work], request: Request) -> list[Any] | Response:
         """The results of one request's work, or the response that ends it (499, 503, 422)."""
         submission = asyncio.ensure_future(batcher.submit(works))
@@ -277,10 +315,14 @@ def create_app(
             metrics.rejected.labels(reason="invalid").inc()
             return JSONResponse({"error": str(err)}, status_code=422)
 
-    @app.post("/v1/predict", response_model=models.response, responses=errors, tags=["model"])
+    uploads = {"requestBody": {"content": {"multipart/form-data": {"schema": UPLOAD_SCHEMA}}}} if takes_images else None
+
+    @app.post("/v1/predict", response_model=models.response, responses=errors, tags=["model"], openapi_extra=uploads)
     async def predict(body: models.request, request: Request) -> Response:  # type: ignore[valid-type]
         items = body.inputs if isinstance(body.inputs, list) else [body.inputs]
-        inputs = [as_predictor_input(item) for item in items]
+        inputs = await model_inputs(items)
+        if isinstance(inputs, Response):
+            return inputs
         results = await queued([Work("predict", x) for x in inputs], request)
         if isinstance(results, Response):
             return results
@@ -373,10 +415,14 @@ def create_app(
             responses={**errors, 200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
             response_class=StreamingResponse,
             tags=["model"],
+            openapi_extra=uploads,
         )
         async def stream(body: models.stream_request) -> Response:  # type: ignore[valid-type]
             """`data: {"text": piece}` events as they are produced, then `event: done` (or `event: error`)."""
-            events = streams.start(predictor.stream, as_predictor_input(body.inputs))
+            inputs = await model_inputs([body.inputs])
+            if isinstance(inputs, Response):
+                return inputs
+            events = streams.start(predictor.stream, inputs[0])
             if events is None:
                 metrics.rejected.labels(reason="streams_full").inc()
                 return busy(f"server busy: {limits.max_streams} generations are streaming already", 1)
@@ -431,6 +477,8 @@ def create_app(
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server goes on"}, status_code=500)
 
     routes = {route.path for route in app.routes if hasattr(route, "path")}
+    if takes_images:  # inside the size limit, which counts the upload's own bytes
+        app.add_middleware(ImageUploads)
     app.add_middleware(
         BodySizeLimit, max_bytes=limits.max_body_bytes, on_reject=rejected_by(metrics), timeout_s=limits.body_timeout_s
     )

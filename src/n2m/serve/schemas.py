@@ -47,6 +47,8 @@ class ModelView:
     endpoints: list[str] = field(default_factory=list)  # the POST endpoints this model answers
     embedding_dimensions: int | None = None  # the length of a sentence vector (None: the model has none)
     corpus: dict[str, Any] | None = None  # what /v1/search searches: {"source": file name, "documents": N}
+    # a captioner's images: formats, max_bytes, max_pixels, what an animated image is read as, how to send one
+    images: dict[str, Any] | None = None
     n2m_json: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,10 +109,18 @@ def api_models(fields: list[str], result: Any, limits: Limits) -> ApiModels:
     forbid = ConfigDict(extra="forbid")
     # `check_text`'s rule, stated in the schema only: the check itself gives the clearer message
     rule = {"minLength": 1, "pattern": text_pattern()}
+    # an image: its file's bytes in base64 (checked as an image by the endpoint: `serve.images`)
+    image = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_body_bytes)]
+    image_help = "the image file (PNG, JPEG, GIF, WebP, BMP) in base64, or a data: URL"
     input_model = create_model(  # type: ignore[call-overload]
         "ModelInput",
         __config__=forbid,
-        **{name: (text, Field(description=FIELD_HELP.get(name, name), json_schema_extra=rule)) for name in fields},
+        **{
+            name: (image, Field(description=image_help, json_schema_extra={"contentEncoding": "base64"}))
+            if name == "image"
+            else (text, Field(description=FIELD_HELP.get(name, name), json_schema_extra=rule))
+            for name in fields
+        },
     )
     many = Annotated[list[input_model], Field(min_length=1, max_length=limits.max_inputs)]  # type: ignore[valid-type]
     # tagged by JSON type, so a bad input is reported once, against the branch the client meant

@@ -26,6 +26,7 @@ const STRINGS = {
   en: {
     fields: {
       similarity: { text: "Sentence A", text_pair: "Sentence B" },
+      caption: { image: "Image" },
       default: { text: "Text", text_pair: "Second text" },
     },
     layouts: {
@@ -36,11 +37,15 @@ const STRINGS = {
       entities: "Entities in a text",
       tags: "A tag for every word",
       generation: "Text generation",
+      caption: "A caption for an image",
       json: "Model output",
     },
     predict: "Predict",
     typeSentence: "Type a sentence…",
     typeText: "Type a text…",
+    dropImage: "Drop an image here, or choose one",
+    notImage: (name) => `${name} is not an image.`,
+    caption: "Caption",
     unreachable: (err) => `Could not reach the server: ${err}`,
     fillIn: (name) => `Please fill in “${name}”.`,
     failed: (err) => `Request failed: ${err}`,
@@ -66,6 +71,7 @@ const STRINGS = {
   ko: {
     fields: {
       similarity: { text: "문장 A", text_pair: "문장 B" },
+      caption: { image: "이미지" },
       default: { text: "텍스트", text_pair: "두 번째 텍스트" },
     },
     layouts: {
@@ -76,11 +82,15 @@ const STRINGS = {
       entities: "텍스트 속 개체명",
       tags: "단어마다 태그",
       generation: "텍스트 생성",
+      caption: "이미지를 설명하는 캡션",
       json: "모델 출력",
     },
     predict: "예측",
     typeSentence: "문장을 입력하세요…",
     typeText: "텍스트를 입력하세요…",
+    dropImage: "이미지를 여기에 끌어다 놓거나 선택하세요",
+    notImage: (name) => `${name}은(는) 이미지가 아닙니다.`,
+    caption: "캡션",
     unreachable: (err) => `서버에 연결할 수 없습니다: ${err}`,
     fillIn: (name) => `“${name}”을(를) 입력해 주세요.`,
     failed: (err) => `요청이 실패했습니다: ${err}`,
@@ -179,6 +189,7 @@ function buildSearchForm() {
 function buildPredictForm() {
   const labels = fieldLabels();
   const fields = $("fields");
+  if (model.layout === "caption") return buildImageField(labels);
   for (const name of model.inputs) {
     const id = `input-${name}`;
     const area = el("textarea", { id, name, rows: "3", maxlength: String(model.limits.max_chars || 2000) });
@@ -191,7 +202,46 @@ function buildPredictForm() {
   }
 }
 
+// A captioner's form: a drop zone with a file chooser; the chosen image is shown and kept as a data: URL, which
+// the API takes as it is (base64 after the comma).
+let imageData = "";
+function buildImageField(labels) {
+  const input = el("input", { id: "input-image", name: "image", type: "file", accept: "image/*" });
+  const preview = el("img", { id: "preview", alt: "", hidden: "" });
+  const hint = el("span", { class: "muted", text: T.dropImage });
+  const zone = el("label", { id: "drop", class: "drop", for: "input-image" }, [preview, hint, input]);
+  const show = (file) => {
+    if (!file) return;
+    if (!file.type.startsWith("image/")) {
+      showError(T.notImage(file.name));
+      return;
+    }
+    $("error").hidden = true;
+    const reader = new FileReader();
+    reader.onload = () => {
+      imageData = String(reader.result);
+      preview.src = imageData;
+      preview.hidden = false;
+      hint.hidden = true;
+    };
+    reader.readAsDataURL(file);
+  };
+  input.addEventListener("change", () => show(input.files[0]));
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    show(event.dataTransfer.files[0]);
+  });
+  $("fields").append(el("div", { class: "field" }, [el("span", { class: "label", text: labels.image }), zone]));
+}
+
 function readInputs() {
+  if (model.layout === "caption") return { image: imageData };
   const inputs = {};
   for (const name of model.inputs) inputs[name] = $(`input-${name}`).value;
   return inputs;
@@ -212,13 +262,14 @@ async function submit() {
   const empty = model.inputs.find((name) => !inputs[name].trim());
   if (empty) {
     showError(T.fillIn(fieldLabels()[empty] || empty));
-    $(`input-${empty}`).focus();
+    if (model.layout !== "caption") $(`input-${empty}`).focus();
     return;
   }
   button.disabled = true;
   const started = performance.now();
   try {
-    if (model.layout === "generation" && model.streaming) await streamGeneration(inputs);
+    const generates = model.layout === "generation" || model.layout === "caption";
+    if (generates && model.streaming) await streamGeneration(inputs);
     else {
       const response = await fetch("/v1/predict", {
         method: "POST",
@@ -318,6 +369,7 @@ function render(prediction, inputs) {
     case "tags":
       return renderTags(prediction);
     case "generation":
+    case "caption":
       return renderGenerated(prediction.text ?? JSON.stringify(prediction));
     default:
       return card(T.output, el("pre", { text: JSON.stringify(prediction, null, 2) }));
@@ -412,7 +464,7 @@ function renderTags(prediction) {
 
 function renderGenerated(text, streaming = false) {
   const out = el("div", { id: "generated", class: streaming ? "generated streaming" : "generated", text });
-  card(T.output, out);
+  card(model.layout === "caption" ? T.caption : T.output, out);
   return out;
 }
 

@@ -25,13 +25,16 @@ from n2m.core.card import MAX_LENGTH
 from n2m.core.datamodule import DataSpec, EncodedDataset, ShapeDataModule
 from n2m.core.splits import carve, linked_groups
 from n2m.errors import DataError
+from n2m.readers import read_caption_rows
 from n2m.shapes.n2m.encoding import encode_sources, encode_targets, pad_sources
 from n2m.shapes.n2m.examples import (
+    DataFile,
     Files,
     Seq2SeqColumns,
     Seq2SeqExample,
     as_data_files,
     load_seq2seq_examples,
+    read_data_file,
 )
 from n2m.shapes.n2m.images import ImageError, ImageOptions, augment, normalize, read_pixels
 from n2m.shapes.n2m.model import Architecture, special_ids
@@ -196,6 +199,8 @@ class Seq2SeqDataModule(ShapeDataModule):
     # ---- splits -------------------------------------------------------------------------------------
     def read_files(self, name: str, with_targets: bool = True) -> list[Seq2SeqExample]:
         """The validated examples of one split's files, pooled in file order (read once)."""
+        if name not in self.loaded and self.images:
+            self.loaded[name] = [ex for f in self.files[name] for ex in self.read_captions(f, with_targets)]
         if name not in self.loaded:
             join = self.hparams.join
             self.loaded[name] = [
@@ -221,6 +226,20 @@ class Seq2SeqDataModule(ShapeDataModule):
         splits = {k: v if k == "train" else self.by_image(v) for k, v in splits.items()}
         return self.select(splits, stage)
 
+    def read_captions(self, file: DataFile, with_targets: bool) -> list[Seq2SeqExample]:
+        """(image, caption) rows of COCO captions JSON, CSV, TSV or JSONL (`n2m.readers.read_caption_rows`), the
+        image path resolved against the file's folder. A file to caption (predict) may have images only."""
+        caption_column = self.columns.target if with_targets and self.columns.target else None
+        if caption_column is None:  # predict: a column of images, no captions needed
+            records = read_data_file(file)
+            return [Seq2SeqExample(str(Path(file.path).parent / str(r.get(self.columns.source, "image"))), None, (),
+                                   None, file.path, r.line) for r in records]  # fmt: skip
+        options = {"header": file.header, "column_names": file.column_names} if file.column_names else {}
+        # check_images off: every image is decoded (and checked, naming its row) once, in `read_images`
+        rows = read_caption_rows(file.path, self.columns.source, caption_column, file.format, check_images=False,
+                                 **options)  # fmt: skip
+        return [Seq2SeqExample(str(r.image), r.caption, (r.caption,), None, r.path, r.line) for r in rows]
+
     def by_image(self, examples: list[Seq2SeqExample]) -> list[Seq2SeqExample]:
         """Captioning: the rows of one image (by file and path) → one example with all their captions as
         references, at the image's first row. Texts, and images of one row each, pass as they are."""
@@ -236,8 +255,8 @@ class Seq2SeqDataModule(ShapeDataModule):
         return out
 
     def image_path(self, example: Seq2SeqExample) -> Path:
-        """An image path as written in the data file, relative to that file's folder."""
-        return Path(example.file).parent / example.source
+        """The image's path (resolved by `read_captions` against the data file's folder)."""
+        return Path(example.source)
 
     def read_images(self, examples: list[Seq2SeqExample]) -> dict[str, torch.Tensor]:
         """Every image of `examples`, decoded and resized once per process (and once per machine through the
@@ -332,7 +351,7 @@ class Seq2SeqDataModule(ShapeDataModule):
             return encode_targets(self.tokenizer, targets, h.max_target_length, self.decoder_start)
 
         label_ids = self.cached(["caption", targets, h.max_target_length], encode) if targets is not None else None
-        features = [{"pixels": pixels[str(self.image_path(ex))], "references": ex.references} for ex in examples]
+        features = [{"pixels": pixels[ex.source], "image": ex.source, "references": ex.references} for ex in examples]
         lengths = [len(ids) for ids in label_ids] if label_ids else [1] * len(examples)
         return EncodedDataset(features, label_ids, lengths)
 
@@ -353,6 +372,8 @@ class Seq2SeqDataModule(ShapeDataModule):
                 [it["target"] + [-100] * (longest - len(it["target"])) for it in items], dtype=torch.long
             )
             batch["references"] = [list(it["features"]["references"]) for it in items]
+            if self.images:  # which image each row is: for scores that know the scenes (object/count accuracy)
+                batch["images"] = [it["features"]["image"] for it in items]
         return batch
 
     def pixel_values(self, items: list[dict[str, Any]]) -> torch.Tensor:

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from n2m.core.card import ModelCard
 from n2m.core.datamodule import DataSpec
 from n2m.core.task import BaseTask, Optimization
-from n2m.shapes.n2m.caption_metrics import CaptionMetricName, CaptionMetrics
+from n2m.shapes.n2m.caption_metrics import SCENE_METRICS, CaptionMetricName, CaptionMetrics, SceneTruth
 from n2m.shapes.n2m.generation import GenerationOptions, as_options, decode, generate_from
 from n2m.shapes.n2m.images import ImageOptions
 from n2m.shapes.n2m.metrics import BleuTokenize, GenerationMetrics, MetricName
@@ -70,6 +70,9 @@ class Seq2SeqTask(BaseTask):
             (`VisionSize`); it trains at `head_lr`, as everything new does.
         image_encoder: image captioning, `warm_start`: a local Hugging Face vision encoder folder to start the
             image encoder from instead (trained at `lr`).
+        scenes, caption_vocabulary: image captioning of generated scenes: the `{split}.scenes.jsonl` files (what
+            each image holds) and the generator's `vocabulary.json`, for the `object_accuracy` and
+            `count_accuracy` metrics (`n2m.shapes.n2m.caption_metrics`).
         optimization: learning rates, schedule, freezing, warm start (`Seq2SeqOptimization`).
     """
 
@@ -92,6 +95,8 @@ class Seq2SeqTask(BaseTask):
         bertscore_model: str | None = None,
         vision: VisionSize | None = None,
         image_encoder: str | None = None,
+        scenes: list[str] | None = None,
+        caption_vocabulary: str | None = None,
         optimization: Seq2SeqOptimization | None = None,
     ) -> None:
         super().__init__()
@@ -142,8 +147,10 @@ class Seq2SeqTask(BaseTask):
         self.model = Seq2SeqModel(net, label_smoothing)
         self.main_metric = f"val/{monitor}"
         self.main_mode = "min" if monitor == "loss" else "max"
+        wants_truth = scenes and caption_vocabulary and any(m in SCENE_METRICS for m in metrics)
+        truth = SceneTruth(scenes, caption_vocabulary) if wants_truth else None  # type: ignore[arg-type]
         scorers: dict[str, torch.nn.Module] = {
-            split: CaptionMetrics(metrics, bleu_tokenize)
+            split: CaptionMetrics(metrics, bleu_tokenize, truth)
             if self.captioning
             else GenerationMetrics(metrics, bleu_tokenize, bertscore_model)  # type: ignore[arg-type]
             for split in ("val", "test")
@@ -205,7 +212,8 @@ class Seq2SeqTask(BaseTask):
         """The teacher-forced loss, and the generated texts scored (and, for test, kept to be written)."""
         self.log(f"{split}/loss", self.loss(batch), sync_dist=True, batch_size=len(batch["index"]))
         texts = self.generate(batch, self.val_generation if split == "val" else self.generation)
-        self.split_metrics[split].update(texts, batch["references"])
+        images = {"images": batch["images"]} if "images" in batch else {}
+        self.split_metrics[split].update(texts, batch["references"], **images)
         if split == "test":
             self._test_rows += [
                 {"index": int(i), "prediction": t, "references": r}
