@@ -11,6 +11,7 @@ import numpy as np
 
 from n2m.report.figures import Plot, ReportPart, Section, heading, new_figure, table
 from n2m.report.run import Run
+from n2m.shapes.n2m.caption_metrics import CAPTION_ONLY
 from n2m.shapes.n2m.metrics import GenerationMetrics
 
 TEST_GENERATIONS = "test_generations.jsonl"
@@ -27,7 +28,9 @@ def length(text: str) -> int:
 
 def scores(run: Run, rows: list[dict[str, Any]]) -> dict[str, float]:
     """The recipe's metrics (BERTScore left out: slow) over rows, computed as the test computed them."""
-    names = [n for n in run.setting("model", "metrics", default=["bleu", "chrf"]) if n != "bertscore"]
+    # BERTScore left out (slow), and a captioner's split-wide and scene metrics (they are in results.json)
+    skip = ("bertscore", *CAPTION_ONLY)
+    names = [n for n in run.setting("model", "metrics", default=["bleu", "chrf"]) if n not in skip]
     metrics = GenerationMetrics(names, run.setting("model", "bleu_tokenize", default="13a"))
     metrics.update([r["prediction"] for r in rows], [r["references"] for r in rows])
     return {k: float(v) for k, v in metrics.compute().items()}
