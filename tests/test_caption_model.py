@@ -143,6 +143,22 @@ def test_images_through_the_datamodule(tiny_backbone, caption_files):
     assert train.lengths == [len(t) for t in train.data.targets]  # type: ignore[attr-defined]
 
 
+def test_ratio_splits_keep_each_image_in_one_split(tiny_backbone, caption_files):
+    data = Seq2SeqDataModule(
+        train=str(caption_files["train"]),
+        val_ratio=0.25,
+        test_ratio=0.25,
+        columns=Seq2SeqColumns(source="image", target="caption"),
+        backbone=tiny_backbone,
+        trim_vocab=False,
+        images=ImageOptions(size=IMAGE_SIZE),
+    )
+    splits = {name: {ex.source for ex in data.read_splits(stage)[name]} for stage, name in
+              (("fit", "train"), ("fit", "val"), ("test", "test"))}  # fmt: skip
+    assert all(splits.values()) and sum(map(len, splits.values())) == 12
+    assert not (splits["train"] & splits["val"] or splits["train"] & splits["test"] or splits["val"] & splits["test"])
+
+
 def test_a_missing_image_names_the_file_and_line(tiny_backbone, tmp_path):
     files = write_caption_data(tmp_path)
     (tmp_path / "images/003.png").unlink()

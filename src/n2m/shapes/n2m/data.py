@@ -219,7 +219,7 @@ class Seq2SeqDataModule(ShapeDataModule):
             splits = self.apply_split_file(pool)
         else:
             given = {name: self.read_files(name) if self.files[name] else None for name in ("test", "val")}
-            splits = self.carve_train(pool, given)
+            splits = self.carve_images(pool, given) if self.images else self.carve_train(pool, given)
         limits = {"train": h.max_train_samples, "val": h.max_val_samples, "test": h.max_test_samples}
         splits = {k: seeded_subset(v, limits[k], h.split_seed) for k, v in splits.items()}
         # an image's captions score together; training keeps one example per (image, caption) pair
@@ -239,6 +239,19 @@ class Seq2SeqDataModule(ShapeDataModule):
         rows = read_caption_rows(file.path, self.columns.source, caption_column, file.format, check_images=False,
                                  **options)  # fmt: skip
         return [Seq2SeqExample(str(r.image), r.caption, (r.caption,), None, r.path, r.line) for r in rows]
+
+    def carve_images(
+        self, pool: list[Seq2SeqExample], given: dict[str, list[Seq2SeqExample] | None]
+    ) -> dict[str, list[Seq2SeqExample]]:
+        """Captioning: ratio splits carve whole images (every caption of one), so no image is in two splits."""
+        groups: dict[str, list[Seq2SeqExample]] = {}
+        for ex in pool:
+            groups.setdefault(ex.source, []).append(ex)
+        placeholders = {name: None if rows is None else [] for name, rows in given.items()}  # a file: no ratio
+        carved = self.carve_train(list(groups.values()), placeholders)  # type: ignore[arg-type]
+        splits = {name: [ex for group in parts for ex in group] for name, parts in carved.items()}
+        splits.update({name: rows for name, rows in given.items() if rows is not None})
+        return splits
 
     def by_image(self, examples: list[Seq2SeqExample]) -> list[Seq2SeqExample]:
         """Captioning: the rows of one image (by file and path) → one example with all their captions as
