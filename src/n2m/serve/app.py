@@ -1,6 +1,7 @@
 """`create_app(predictor)`: the FastAPI app that serves one exported model (any shape).
 
-POST /v1/predict     one input or a list → {"predictions": [...]} (schema from the model's n2m.json)
+POST /v1/predict     one input or a list → {"predictions": [...]} (schema from the model's n2m.json); a captioner
+                     takes images: base64 in JSON or a multipart upload, checked before queueing (`serve.images`)
 POST /v1/stream      one input → server-sent events, for predictors that can `stream(input)` (generation)
 POST /v1/embeddings  OpenAI's request and answer: unit sentence vectors (a model with a vector per text)
 POST /v1/rerank      a query and documents → [{"index", "score"}] best first (TEI's shape; cosine, or a pair score)
