@@ -1,0 +1,90 @@
+"""Captions of the trained Korean captioner (recipes/ko-caption.yaml) for test images chosen by a fixed seed.
+
+`--n` images of the recipe's test split and `--n` of the held-out combinations (`test_novel`: object-attribute
+pairs never seen in training) are picked by `torch.randperm` with `--seed`, not by hand. The run's best
+checkpoint is exported (if it is not already) and captions them with the recipe's decoding, through the exported
+Predictor. The images are copied to docs/caption-samples/; writes benchmarks/results/caption_samples.md (image,
+the model's caption, a reference, whether the caption names exactly the objects and counts in the image).
+
+    n2m fit --config recipes/ko-caption.yaml
+    python benchmarks/caption_samples.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _measure import machine, today  # noqa: E402
+
+RECIPE = ROOT / "recipes/ko-caption.yaml"
+SPLITS = {"test": ROOT / "data/ko-caption/test.jsonl", "test_novel": ROOT / "data/ko-caption/test_novel.jsonl"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=str(ROOT / "runs/ko-caption"), help="the recipe's default_root_dir")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=5)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/caption_samples.md"))
+    parser.add_argument("--images", default=str(ROOT / "docs/caption-samples"), help="where the images are copied")
+    args = parser.parse_args()
+
+    from n2m.core.export import export_checkpoint
+    from n2m.core.predictor import Predictor
+    from n2m.shapes.n2m.caption_scores import CaptionVocabulary, read_objects, read_scene_objects
+    from n2m.shapes.n2m.data import Seq2SeqDataModule
+    from n2m.shapes.n2m.examples import Seq2SeqColumns
+    from n2m.shapes.n2m.images import ImageOptions
+
+    run = Path(args.run)
+    report = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    model_dir = run / "model"
+    if not (model_dir / "n2m.json").is_file():
+        export_checkpoint(report["best_checkpoint"], model_dir)
+    predictor = Predictor.from_pretrained(model_dir)
+    config = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
+    vocabulary = CaptionVocabulary.load(ROOT / config["model"]["caption_vocabulary"])
+    out, images = Path(args.out), Path(args.images)
+    images.mkdir(parents=True, exist_ok=True)
+    test_scores = {k.removeprefix("test/"): round(v, 2) for k, v in report["test"].items() if k != "test/loss"}
+    lines = [
+        f"Korean image captioning (recipes/ko-caption.yaml): {args.n} images of each test split picked by "
+        f"`torch.randperm(seed={args.seed})`; decoding as in the recipe ({predictor.generation.num_beams} beams). "
+        f"Test scores of this checkpoint: {test_scores}. {today()}, {machine()}.",
+    ]
+    for split, file in SPLITS.items():
+        data_cfg = dict(config["data"], columns=Seq2SeqColumns(**config["data"]["columns"]), test=str(file))
+        data_cfg["images"] = ImageOptions(**data_cfg["images"])
+        test = Seq2SeqDataModule(**data_cfg).read_splits("test")["test"]  # one example per image, all captions
+        truth = {p.resolve(): v for p, v in read_scene_objects(file.with_suffix(".scenes.jsonl")).items()}
+        order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))
+        chosen = [test[i] for i in sorted(order[: args.n].tolist())]
+        captions = predictor.predict([ex.source for ex in chosen])
+        what = "held-out combinations (never in training)" if split == "test_novel" else "ordinary test split"
+        header = "| image | model's caption | a reference | objects and counts right |"
+        lines += ["", f"**{split}** ({what}, {len(test)} images)", "", header, "|---|---|---|---|"]
+        for ex, caption in zip(chosen, captions, strict=True):
+            source = Path(ex.source)
+            target = images / f"{split}-{source.name}"
+            shutil.copyfile(source, target)
+            right = read_objects(caption.text, vocabulary, "ko") == dict(truth[source.resolve()])
+            link = os.path.relpath(target.resolve(), out.parent.resolve())
+            cells = [f"![{source.name}]({link})", caption.text, ex.references[0], "yes" if right else "no"]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
