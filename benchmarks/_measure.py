@@ -17,8 +17,8 @@ from n2m.provenance import machine_description as machine
 from n2m.provenance import today
 
 __all__ = [
-    "ACCELERATOR_ARGS", "TrainTimer", "kept_or_run", "machine", "peak_gpu_mb", "peak_rss_mb", "run_child",
-    "run_or_resume", "size_mb", "today", "write_results",
+    "ACCELERATOR_ARGS", "TrainTimer", "kept_or_run", "machine", "peak_gpu_mb", "peak_rss_mb", "recipe_settings",
+    "run_child", "run_or_resume", "size_mb", "today", "write_results",
 ]  # fmt: skip
 
 # `n2m fit` arguments for where a benchmark trains: the CPU in fp32, or one GPU in bf16 autocast (what the HF
@@ -27,6 +27,34 @@ ACCELERATOR_ARGS: dict[str, list[str]] = {
     "cpu": [],
     "gpu": ["--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.precision", "bf16-mixed"],
 }
+
+
+def recipe_settings(recipe: Path, epochs: int | None = None) -> dict[str, Any]:
+    """What a benchmark gives the other tool, read from an n2m recipe (n2m's defaults where it says nothing), so
+    both sides train with the same settings: epochs (or `epochs`), batch size, learning rate, schedule and
+    warm-up, weight decay, gradient clipping, max_length, pooling, prefix, score range, seed."""
+    import yaml
+
+    from n2m.core.task import Optimization
+
+    config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    model, data, trainer = config["model"], config["data"], config.get("trainer", {})
+    opt = {**vars(Optimization()), **model.get("optimization", {})}
+    return {
+        "epochs": epochs or trainer.get("max_epochs", 1),
+        "batch_size": data["batch_size"],
+        "lr": opt["lr"],
+        "warmup_ratio": opt["warmup_ratio"],
+        "schedule": opt["schedule"],
+        "weight_decay": opt["weight_decay"],
+        "max_grad_norm": trainer.get("gradient_clip_val"),  # None: Lightning clips nothing
+        "max_length": data["max_length"],
+        "pooling": model.get("pooling", "mean"),
+        "text_prefix": data.get("text_prefix", ""),
+        "score_range": data.get("score_range"),
+        "seed": config.get("seed_everything", 0),
+        "trim_vocab": data.get("trim_vocab", False),
+    }
 
 
 def peak_rss_mb() -> float:

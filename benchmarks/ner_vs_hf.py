@@ -1,5 +1,8 @@
 """KLUE-NER, n2m vs the ordinary tool, side by side in one run: same data and split, same (vocabulary-trimmed)
-e5-small folder, same epochs, batch size, learning rate, schedule and seed.
+e5-small folder, and every optimization setting read from the recipe for both sides: epochs, batch size,
+learning rates (the backbone's, and `head_lr` for the new classification head: HF gets the same two parameter
+groups), weight decay (not on biases and norms), linear warm-up, gradient clipping (the recipe's; none: HF's
+`max_grad_norm` 0), seed.
 
 (a) Hugging Face `Trainer` + `AutoModelForTokenClassification`, written as a user writes it for character-
     annotated data: the text is tokenized with offsets, each token takes the tag of its first character,
@@ -7,6 +10,8 @@ e5-small folder, same epochs, batch size, learning rate, schedule and seed.
     characters (so an entity edge inside a token cannot be hit: `<박:PS>씨` is one token `▁박씨`).
 (b) `n2m fit --config recipes/klue-ner.yaml` (each character read from its token plus its offset in it;
     constrained BIO decoding; the epoch is chosen on the validation split).
+(c) `hf_constrained`: (a)'s model with n2m's constrained BIO decoding (`spans.constrained_decode`) over its
+    token log-probabilities instead of argmax: what decoding is worth apart from n2m's model and loop.
 
 Both are scored with the same code (`n2m.shapes.n2n.metrics.EntityScores`: exact character span and type, micro
 over types, seqeval's default mode) on the test ids of data/splits/klue-ner.json.
@@ -26,14 +31,18 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_child, today, train_timer_arg, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, recipe_settings, run_child, today, train_timer_arg, write_results  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 SOURCE = ROOT / "data/klue_ner/klue-ner-v1.1_dev.tsv"
 SPLIT = ROOT / "data/splits/klue-ner.json"
 RECIPE = ROOT / "recipes/klue-ner.yaml"
-BATCH, LR, SEED, MAX_LENGTH = 32, 1e-4, 0, 128
+SETUP = recipe_settings(RECIPE)
+HEAD_LR = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))["model"]["optimization"].get("head_lr") or SETUP["lr"]
 
 
 def load_split(split_file: Path):
@@ -61,13 +70,13 @@ def run_hf(config: dict) -> dict:
     )
 
     from n2m.shapes.n2n.metrics import EntityScores
-    from n2m.shapes.n2n.spans import Span, bio_to_spans, entity_types
+    from n2m.shapes.n2n.spans import Span, bio_to_spans, bio_transitions, constrained_decode, entity_types
 
     split = load_split(Path(config["split_file"]))
     tokenizer = AutoTokenizer.from_pretrained(config["backbone_dir"])
     names = config["label_names"]
     label_id = {n: i for i, n in enumerate(names)}
-    torch.manual_seed(SEED)
+    torch.manual_seed(SETUP["seed"])
     model = AutoModelForTokenClassification.from_pretrained(
         config["backbone_dir"], num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_id
     )
@@ -80,7 +89,7 @@ def run_hf(config: dict) -> dict:
     class Sentences(torch.utils.data.Dataset):
         def __init__(self, examples):
             self.examples = examples
-            self.enc = tokenizer([ex.text for ex in examples], truncation=True, max_length=MAX_LENGTH,
+            self.enc = tokenizer([ex.text for ex in examples], truncation=True, max_length=SETUP["max_length"],
                                  return_offsets_mapping=True)  # fmt: skip
 
         def __len__(self):
@@ -93,45 +102,61 @@ def run_hf(config: dict) -> dict:
             return {"input_ids": self.enc["input_ids"][i], "attention_mask": self.enc["attention_mask"][i],
                     "labels": labels}  # fmt: skip
 
+    batch = SETUP["batch_size"]  # warmup_steps: a float below 1 is a ratio in transformers 5
     args = TrainingArguments(
-        output_dir=config["out"], per_device_train_batch_size=BATCH, per_device_eval_batch_size=2 * BATCH,
-        learning_rate=LR, num_train_epochs=config["epochs"], warmup_steps=0.1, lr_scheduler_type="linear",
-        weight_decay=0.01, seed=SEED, save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[],
-        use_cpu=True,
+        output_dir=config["out"], per_device_train_batch_size=batch, per_device_eval_batch_size=2 * batch,
+        learning_rate=SETUP["lr"], num_train_epochs=config["epochs"], warmup_steps=SETUP["warmup_ratio"],
+        lr_scheduler_type=SETUP["schedule"], weight_decay=SETUP["weight_decay"], seed=SETUP["seed"],
+        max_grad_norm=SETUP["max_grad_norm"] or 0.0,  # 0: no clipping, as the recipe
+        save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[], use_cpu=True,
     )  # fmt: skip
+    # n2m's parameter groups: the new head at `head_lr`, the backbone at `lr`; no decay on biases and norms
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        lr = HEAD_LR if name.startswith("classifier.") else SETUP["lr"]
+        decay = 0.0 if param.ndim == 1 else SETUP["weight_decay"]
+        groups.setdefault((lr, decay), []).append(param)
+    optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=Sentences(split["train"]),
         data_collator=DataCollatorForTokenClassification(tokenizer),
+        optimizers=(optimizer, None),  # the Trainer builds its schedule over these groups
     )
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start
 
     test = Sentences(split["test"])
-    logits = trainer.predict(test).predictions
-    metric = EntityScores(entity_types(names))
-    predicted, gold = [], []
-    for i, ex in enumerate(split["test"]):
-        offsets = test.enc["offset_mapping"][i]
-        tokens = [t for t, (a, b) in enumerate(offsets) if first_char(ex.text, a, b) < b]
-        tags = [names[int(logits[i, t].argmax())] for t in tokens]
-        spans = []
-        for s in bio_to_spans(tags):  # token spans → characters
-            a, b = offsets[tokens[s.start]][0], offsets[tokens[s.end - 1]][1]
-            spans.append(Span(first_char(ex.text, a, b), b, s.label))
-        predicted.append(spans)
-        gold.append(gold_spans(ex))
-    metric.update(predicted, gold)
-    scores = metric.compute()
+    logits = torch.from_numpy(trainer.predict(test).predictions)
+    transitions = bio_transitions(names)
+
+    def scores(constrained: bool) -> dict[str, float]:
+        metric = EntityScores(entity_types(names))
+        predicted, gold = [], []
+        for i, ex in enumerate(split["test"]):
+            offsets = test.enc["offset_mapping"][i]
+            tokens = [t for t, (a, b) in enumerate(offsets) if first_char(ex.text, a, b) < b]
+            log_probs = logits[i, tokens].float().log_softmax(-1)
+            path = constrained_decode(log_probs, *transitions) if constrained else log_probs.argmax(-1).tolist()
+            spans = []
+            for s in bio_to_spans([names[t] for t in path]):  # token spans → characters
+                a, b = offsets[tokens[s.start]][0], offsets[tokens[s.end - 1]][1]
+                spans.append(Span(first_char(ex.text, a, b), b, s.label))
+            predicted.append(spans)
+            gold.append(gold_spans(ex))
+        metric.update(predicted, gold)
+        computed = metric.compute()
+        return {k: round(float(computed[k]), 4) for k in ("f1", "precision", "recall")}
+
     return {
-        "f1": round(float(scores["f1"]), 4),
-        "precision": round(float(scores["precision"]), 4),
-        "recall": round(float(scores["recall"]), 4),
+        **scores(constrained=False),
+        "head_lr": HEAD_LR,
         "samples_per_s": round(len(split["train"]) * config["epochs"] / train_s, 2),
         "train_s": round(train_s, 1),
         "peak_rss_mb": peak_rss_mb(),
+        "constrained": scores(constrained=True),
     }
 
 
@@ -170,7 +195,10 @@ def table(results: dict) -> str:
         "| system | entity F1 | precision | recall | train sentences/s | train s | peak RSS MB |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, r in (("HF Trainer + AutoModelForTokenClassification", hf), ("n2m (recipes/klue-ner.yaml)", n2m)):
+    rows = (("HF Trainer + AutoModelForTokenClassification (argmax per token)", hf),
+            ("the same HF model, n2m's constrained BIO decoding", results["hf_constrained"]),
+            ("n2m (recipes/klue-ner.yaml)", n2m))  # fmt: skip
+    for name, r in rows:
         cells = [name, r["f1"], r["precision"], r["recall"], r["samples_per_s"], r["train_s"], r["peak_rss_mb"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += [
@@ -214,12 +242,15 @@ def main() -> None:
               "label_names": data.label_names}  # fmt: skip
     n_test = len(json.loads(split_file.read_text())["test"])
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
-                     "epochs": epochs, "batch_size": BATCH, "lr": LR, "seed": SEED, "test_sentences": n_test,
+                     "epochs": epochs, "batch_size": SETUP["batch_size"], "lr": SETUP["lr"], "head_lr": HEAD_LR,
+                     "max_grad_norm": SETUP["max_grad_norm"], "seed": SETUP["seed"], "test_sentences": n_test,
                      "backbone_dir": data.backbone_dir}  # fmt: skip
     for system in ("hf", "n2m"):
         print(f"running {system} …", flush=True)
         results[system] = run_child(__file__, system, config)
         print(json.dumps(results[system]), flush=True)
+    constrained = results["hf"].pop("constrained")
+    results["hf_constrained"] = {**results["hf"], **constrained}
     hf, n2m = results["hf"], results["n2m"]
     results["ratios"] = {
         "f1_delta": round(n2m["f1"] - hf["f1"], 4),
@@ -228,6 +259,7 @@ def main() -> None:
     }
     name = "ner_vs_hf.quick" if args.quick else "ner_vs_hf"
     write_results(ROOT / "benchmarks/results", name, results, table(results))
+    write_pages("ner_vs_hf")
     print(table(results))
 
 

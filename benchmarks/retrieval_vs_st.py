@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import (  # noqa: E402
     machine,
     peak_rss_mb,
+    recipe_settings,
     run_or_resume,
     today,
     train_timer_arg,
@@ -105,27 +106,15 @@ def settings(epochs: int | None) -> dict[str, Any]:
     """What both sides train with, read from the recipe (n2m's defaults where it says nothing)."""
     import yaml
 
-    from n2m.core.task import Optimization
-
     recipe = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
-    model, data, trainer = recipe["model"], recipe["data"], recipe.get("trainer", {})
-    opt = {**vars(Optimization()), **model.get("optimization", {})}
+    model, data = recipe["model"], recipe["data"]
+    common = recipe_settings(RECIPE, epochs)
     return {
-        "epochs": epochs or trainer.get("max_epochs", 1),
-        "batch_size": data["batch_size"],
-        "lr": opt["lr"],
-        "warmup_ratio": opt["warmup_ratio"],
-        "schedule": opt["schedule"],
-        "weight_decay": opt["weight_decay"],
-        "max_grad_norm": trainer.get("gradient_clip_val"),  # None: Lightning clips nothing
-        "max_length": data["max_length"],
+        **common,
         "temperature": model.get("temperature", 0.05),
         "symmetric": model.get("symmetric", False),
-        "pooling": model.get("pooling", "mean"),
-        "query_prefix": data["text_prefix"],
+        "query_prefix": common["text_prefix"],
         "passage_prefix": data["passage_prefix"],
-        "seed": recipe.get("seed_everything", 0),
-        "trim_vocab": data.get("trim_vocab", False),
     }
 
 

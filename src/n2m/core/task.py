@@ -241,7 +241,9 @@ class BaseTask(L.LightningModule):
             decay = 0.0 if name.endswith(NO_DECAY) or param.ndim == 1 else o.weight_decay
             groups.setdefault((lr, decay), []).append(param)
         params = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
-        optimizer = torch.optim.AdamW(params, lr=o.lr, fused=False)
+        # fused AdamW: one kernel per step for all parameters (CPU and CUDA), not a few per tensor
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for ps in groups.values() for p in ps)
+        optimizer = torch.optim.AdamW(params, lr=o.lr, fused=fused)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         steps = {} if o.schedule == "constant" else {"num_training_steps": total}
         scheduler = SCHEDULES[o.schedule](optimizer, int(o.warmup_ratio * total), **steps)
