@@ -50,6 +50,7 @@ from _measure import (  # noqa: E402
     train_timer_arg,
     write_results,
 )
+from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-faq-retrieval.yaml"
 ENCODE_BATCH = 64  # both sides' encode batch size (n2m's default, `n2m encode --batch-size`)
@@ -452,6 +453,7 @@ def main() -> None:
     write_results(target, name, results, table(results, details))
     (target / f"{name}.details.json").write_text(json.dumps(details, indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")  # fmt: skip
+    write_pages("retrieval_vs_st", written_to=target)
     print(table(results, details))
 
 

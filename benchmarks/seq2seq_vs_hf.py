@@ -39,6 +39,7 @@ from lightning.pytorch.callbacks import Callback
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, peak_rss_mb, run_or_resume, today, write_results  # noqa: E402
+from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-en-translation.yaml"
 TEST_METRICS = ["bleu", "chrf", "chrf++"]  # `chrf`: chrF (word order 0, as `chrf_word_order` says), `chrf++`: order 2
@@ -320,6 +321,7 @@ def main() -> None:
     name = "seq2seq_vs_hf.quick" if args.quick else "seq2seq_vs_hf"
     target = ROOT / "benchmarks/results" if recipe == RECIPE else Path(args.out)
     write_results(target, name, results, table(results))
+    write_pages("seq2seq_vs_hf", written_to=target)
     print(table(results))
 
 

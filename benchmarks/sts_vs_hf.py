@@ -49,6 +49,7 @@ from _measure import (  # noqa: E402
     train_timer_arg,
     write_results,
 )
+from docs_pages import write_pages  # noqa: E402
 
 KORSTS = ROOT / "data/korsts"
 
@@ -341,6 +342,7 @@ def main() -> None:
         results["ratios"]["peak_gpu"] = round(n2m["peak_gpu_mb"] / hf["peak_gpu_mb"], 2)
     name = "sts_vs_hf" + (".quick" if args.quick else "") + (".gpu" if args.accelerator == "gpu" else "")
     write_results(Path(args.results_dir), name, results, table(results))
+    write_pages("sts_vs_hf", written_to=args.results_dir)
     print(table(results))
 
 
