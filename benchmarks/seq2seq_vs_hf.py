@@ -208,6 +208,7 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
         per_device_eval_batch_size=data_cfg["eval_batch_size"], learning_rate=opt_cfg["lr"],
         num_train_epochs=config["epochs"], warmup_steps=float(opt_cfg["warmup_ratio"]),  # a float is a ratio
         lr_scheduler_type=opt_cfg["schedule"], weight_decay=0.01, label_smoothing_factor=model_cfg["label_smoothing"],
+        max_grad_norm=recipe.get("trainer", {}).get("gradient_clip_val") or 0.0,  # the recipe's clipping (none: 0)
         seed=0, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="bleu", greater_is_better=True, predict_with_generate=True,
         generation_config=GenerationConfig(

@@ -2,7 +2,7 @@
 
 (a) Hugging Face `Trainer` + `BertForSequenceClassification` (num_labels=1, MSE): the cross-encoder a user
     writes by hand (../shared/MODELS.md's bar), on e5-small as converted, batch 32, AdamW, lr 5e-5,
-    10% linear warm-up, scored on KorSTS test after the last epoch.
+    10% linear warm-up, the recipe's gradient clipping (none), scored on KorSTS test after the last epoch.
 (b) `n2m fit --config recipes/korsts.yaml` (bi-encoder, trimmed vocabulary, epoch chosen on KorSTS dev).
 (c) optionally (`--ensemble K`) an ensemble of K n2m models, scored once on test: (b)'s bi-encoder and the
     cross-encoder of recipes/korsts-cross.yaml, weights fitted on KorSTS dev (`--ensemble-kind mix`, K = 2);
@@ -43,6 +43,7 @@ from _measure import (  # noqa: E402
     machine,
     peak_gpu_mb,
     peak_rss_mb,
+    recipe_settings,
     run_or_resume,
     size_mb,
     today,
@@ -52,6 +53,8 @@ from _measure import (  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 KORSTS = ROOT / "data/korsts"
+# the recipe's gradient clipping for both sides (none: HF's `max_grad_norm` 0, not its default 1.0)
+CLIP = recipe_settings(ROOT / "recipes/korsts.yaml")["max_grad_norm"] or 0.0
 
 
 def read_korsts(path: Path, limit: int | None) -> list[dict[str, str]]:
@@ -102,7 +105,7 @@ def run_hf(files: dict[str, str], epochs: int, out: str, backbone: str = "e5-sma
     args = TrainingArguments(
         output_dir=out, per_device_train_batch_size=32, per_device_eval_batch_size=64, learning_rate=5e-5,
         num_train_epochs=epochs, warmup_steps=0.1,  # a float below 1 is a ratio in transformers 5
-        lr_scheduler_type="linear", weight_decay=0.01, seed=0,
+        lr_scheduler_type="linear", weight_decay=0.01, seed=0, max_grad_norm=CLIP,
         save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[], use_cpu=accelerator == "cpu",
         bf16=accelerator == "gpu",
     )  # fmt: skip

@@ -112,3 +112,30 @@ def test_retrieval_vs_st_results_have_the_issue_shape_and_match_their_tables():
             if isinstance(row, dict):
                 assert {str(v) for v in row.values() if v is not None} <= cells, side
         assert f"all {results['corpus_size']} answers" in table and f"{results['queries']} held-out" in table
+
+
+def test_sts_same_model_quick_mode_trains_both_sides_on_one_folder(tmp_path):
+    """sentence-transformers and n2m train the same trimmed folder with the same settings, and one function
+    scores both: n2m's own test Pearson (its Lightning test loop) equals the export's, scored by that function."""
+    rows = read_tsv(ROOT / "data/korsts/sts-train.tsv")
+    texts = ["query: " + r[k] for r in rows for k in ("sentence1", "sentence2")]
+    backbone = build_metaspace_backbone(tmp_path / "bert", texts, vocab_size=4000)
+    results = tmp_path / "results"
+    cmd = [sys.executable, str(ROOT / "benchmarks/sts_same_model.py"), "--quick", "--backbone", backbone,
+           "--out", str(tmp_path / "runs"), "--results-dir", str(results)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = json.loads((results / "sts_same_model.quick.json").read_text(encoding="utf-8"))
+    setup = report["settings"]
+    assert report["mode"] == "quick" and setup["epochs"] == 1 and setup["lr"] == 3e-5 and setup["batch_size"] == 32
+    assert setup["text_prefix"] == "query: " and setup["max_grad_norm"] is None
+    assert Path(report["backbone_dir"]).name.startswith("bert-trim-")  # the one folder both sides trained
+    st, n2m = report["st"], report["n2m"]
+    assert abs(n2m["pearson"] - n2m["own_test_pearson"]) < 1e-4
+    for side in (st, n2m):
+        assert side["best_epoch"] == 1 and side["samples_per_s"] > 0 and side["peak_rss_mb"] > 100
+    assert report["ratios"]["throughput"] == round(n2m["samples_per_s"] / st["samples_per_s"], 2)
+    assert report["ratios"]["pearson_delta"] == round(n2m["pearson"] - st["pearson"], 4)
+    table = (results / "sts_same_model.quick.md").read_text(encoding="utf-8")
+    assert table.count("\n| ") == 2 and "n2m / sentence-transformers: Pearson" in table
