@@ -261,6 +261,7 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
         metric_for_best_model="cider", greater_is_better=True, predict_with_generate=True,
         generation_config=GenerationConfig(max_new_tokens=val_gen["max_new_tokens"], num_beams=1, **ids),
         logging_steps=20, report_to=[], use_cpu=True, save_only_model=True, remove_unused_columns=False,
+        max_grad_norm=recipe.get("trainer", {}).get("gradient_clip_val") or 0.0,  # the recipe's clipping (none: 0)
     )  # fmt: skip
     trainer = Seq2SeqTrainer(
         model=model,
