@@ -10,29 +10,41 @@ and checked before the model loads: an empty file, or a row whose text is empty,
 file and the line. A text longer than the model's `max_length` tokens is cut to its first `max_length`
 tokens (as in training), and the command says how many were and where.
 
-Search is exact: vectors are unit length, so a dot product is the cosine, computed one block of queries at
-a time (`block` rows × the corpus), which bounds memory at `block · corpus` scores.
+Vectors are unit length, so a dot product is the cosine. `n2m search --index exact` computes every one, a block
+of queries (and, past 65,536 documents, of the corpus) at a time; `--index usearch` searches an HNSW graph
+(approximate: recall@10 against exact in benchmarks/results/search_index.md); `auto`, the default, is exact up to
+100,000 documents and usearch above (`n21.index`). The corpus's vectors (and graph) are saved next to the corpus,
+CORPUS.n2m-index/<model>-<hash>/ (`--index-dir`), and read back by the next search with the same model and texts.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from n2m.core.card import CARD_FILE
 from n2m.core.predictor import Predictor
 from n2m.errors import ConfigError, DataError
 from n2m.shapes.n21.examples import Texts, load_texts
+from n2m.shapes.n21.index import (
+    EXACT_LIMIT,
+    INDEX_CHOICES,
+    default_folder,
+    exact_top_k,
+    model_fingerprint,
+    open_corpus,
+)
 from n2m.shapes.n21.predictor import SequencePredictor, TextKind
 
-BLOCK = 1024  # queries scored against the whole corpus at once
+BLOCK = 1024  # queries scored against the corpus at once
 
 
 def load_embedder(model: str, device: str = "cpu") -> SequencePredictor:
@@ -51,18 +63,8 @@ def load_embedder(model: str, device: str = "cpu") -> SequencePredictor:
 
 def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """The `k` corpus rows nearest each query by dot product (cosine, for unit vectors): scores and row
-    numbers `(Q, min(k, N))`, best first."""
-    k = min(k, len(corpus))
-    docs = torch.from_numpy(np.ascontiguousarray(corpus, dtype=np.float32))
-    scores, rows = [], []
-    for start in range(0, len(queries), block):
-        q = torch.from_numpy(np.ascontiguousarray(queries[start : start + block], dtype=np.float32))
-        best = (q @ docs.T).topk(k, dim=1)
-        scores.append(best.values.numpy())
-        rows.append(best.indices.numpy())
-    if not scores:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    return np.concatenate(scores), np.concatenate(rows)
+    numbers `(Q, min(k, N))`, best first (`index.exact_top_k`: a large corpus is read in blocks too)."""
+    return exact_top_k(queries, corpus, k, block)
 
 
 def mine_pairs(
@@ -79,6 +81,13 @@ def mine_pairs(
                 continue
             pairs.setdefault((min(i, j), max(i, j)), score)
     return [(i, j, s) for (i, j), s in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 def report_truncation(predictor: SequencePredictor, found: Texts, path: str, kind: TextKind) -> None:
@@ -159,6 +168,21 @@ def search_command(argv: list[str]) -> None:
     parser.add_argument("--query-id", default=None, help="the queries' id column (else row numbers from 0)")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--output", required=True, help=".jsonl or .tsv")
+    parser.add_argument(
+        "--index",
+        choices=INDEX_CHOICES,
+        default="auto",
+        help="exact: every cosine; usearch: an HNSW graph (approximate, memory-mapped, for corpora "
+        f"beyond memory); auto (default): exact up to {EXACT_LIMIT:,} documents, usearch above",
+    )
+    parser.add_argument(
+        "--index-dir",
+        default=None,
+        help="where the corpus's vectors and index are kept, so the next search with this model and "
+        "corpus does not encode it again (default: CORPUS.n2m-index/<model>-<hash>/)",
+    )
+    parser.add_argument("--reencode", action="store_true", help="encode the corpus even where saved vectors match")
+    parser.add_argument("--threads", type=int, default=0, help="usearch's threads for building and searching (0: all)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
@@ -167,9 +191,21 @@ def search_command(argv: list[str]) -> None:
     predictor = load_embedder(args.model, args.device)
     report_truncation(predictor, corpus, args.corpus, "passage")
     report_truncation(predictor, queries, args.queries, "query")
-    docs = predictor.encode(corpus.texts, args.batch_size, kind="passage", progress=True)
+    fingerprint = model_fingerprint(args.model, predictor.card.to_dict())
+    folder = Path(args.index_dir) if args.index_dir else default_folder(args.corpus, args.model, fingerprint)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a read-only corpus folder: the search still runs, its vectors kept in a temporary one
+        folder = Path(tempfile.mkdtemp(prefix="n2m-index-"))
+        print(f"cannot keep the corpus's vectors next to it ({err.strerror}): they go to {folder}; see --index-dir")
+    # everything the vectors depend on: a saved folder whose record differs is encoded again
+    source = {"model": fingerprint, "texts_sha256": texts_sha256(corpus.texts)}
+    saved = open_corpus(folder, predictor, corpus.texts, source, args.index, args.batch_size, progress=True,
+                        reencode=args.reencode, threads=args.threads)  # fmt: skip
+    done = "read the saved" if saved.reused else "encoded and saved the"
+    print(f"{done} vectors of {len(corpus.texts)} documents in {saved.folder} ({saved.index.kind} search)")
     asked = predictor.encode(queries.texts, args.batch_size, kind="query", progress=True)
-    scores, rows = top_k(asked, docs, args.top_k)
+    scores, rows = saved.search(asked, args.top_k)
     hits = [
         {
             "query_id": queries.ids[q],
