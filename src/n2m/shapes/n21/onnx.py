@@ -42,6 +42,13 @@ PARITY_TOLERANCE = 1e-3
 # |int8 − fp32| 0.22 against 0.38 on 0–5), at the same size and speed; keeping the embeddings, the first or
 # last layer, the attention or the FFN in fp32 cost size or speed and did no better (benchmarks/int8_error.py).
 INT8_SETTINGS: dict[str, Any] = {"per_channel": False}
+# Sentence vectors need more: issue 18 asks int8 vectors within cosine 0.99 of fp32 for every test sentence, and on
+# a trained e5-small bi-encoder no dynamic int8 setting that is faster than fp32 comes near it (lowest cosine over
+# the FAQ and KorSTS test sentences: all layers 0.81; FFN outputs fp32 0.96; one layer alone 0.94–0.95; int8
+# weights with fp32 activations, emulated, 0.90; only the attention output projections 0.998, at fp32's speed;
+# benchmarks/int8_error.py). So int8 stays the score setting, and an export whose int8 vectors drift past
+# `VECTOR_MIN_COSINE` on the sample texts says to serve vectors from fp32 `model.onnx`.
+VECTOR_MIN_COSINE = 0.99
 # what the per-item int8 error recorded at export is measured on (no data travels with a model folder)
 SAMPLE_TEXTS = [
     "한 남자가 기타를 치고 있다.",
@@ -164,6 +171,11 @@ def export_onnx(folder: str | Path, quantize: str | None = None, opset: int = OP
             **int8_agreement(target, written[-1], predictor, sample),
         }
         card.save(folder)
+        lowest = card.provenance["int8"]["min_embedding_cosine"]
+        if predictor.gives_vectors and lowest < VECTOR_MIN_COSINE:
+            warnings.warn(f"{INT8_FILE}: int8 sentence vectors are as far as cosine {lowest} from fp32 on n2m's "
+                          f"sample texts (under {VECTOR_MIN_COSINE}): serve vectors (/v1/embeddings, search) from "
+                          f"{ONNX_FILE}, fp32; int8 suits scores", stacklevel=2)  # fmt: skip
     return written
 
 
