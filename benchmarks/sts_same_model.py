@@ -51,7 +51,7 @@ from _measure import (  # noqa: E402
     write_results,
 )
 from docs_pages import write_pages  # noqa: E402
-from sts_vs_hf import KORSTS, read_korsts, write_slice  # noqa: E402
+from sts_vs_hf import korsts_files, read_korsts  # noqa: E402
 
 RECIPE = ROOT / "recipes/korsts.yaml"
 ENCODE_BATCH = 64
@@ -236,14 +236,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     setup = recipe_settings(RECIPE, epochs=1 if args.quick else args.epochs)
-    if args.quick:
-        files = {
-            "train": str(write_slice(read_korsts(KORSTS / "sts-train.tsv", 256), out / "train.tsv")),
-            "val": str(write_slice(read_korsts(KORSTS / "sts-dev.tsv", 200), out / "dev.tsv")),
-            "test": str(write_slice(read_korsts(KORSTS / "sts-test.tsv", 200), out / "test.tsv")),
-        }
-    else:
-        files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
+    files = korsts_files(out, args.quick)
     backbone_dir = same_backbone(files, setup, args.backbone)
     config = {"files": files, "setup": setup, "out": str(out), "backbone_dir": backbone_dir,
               "accelerator": args.accelerator}  # fmt: skip

@@ -74,6 +74,14 @@ def write_slice(rows: list[dict[str, str]], path: Path) -> Path:
     return path
 
 
+def korsts_files(out: Path, quick: bool) -> dict[str, str]:
+    """KorSTS's train, dev and test files, or (`quick`) seeded samples of 256 / 200 / 200 rows written to `out`."""
+    if not quick:
+        return {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
+    sizes = {"train": ("sts-train.tsv", 256), "val": ("sts-dev.tsv", 200), "test": ("sts-test.tsv", 200)}
+    return {k: str(write_slice(read_korsts(KORSTS / name, n), out / name)) for k, (name, n) in sizes.items()}
+
+
 def run_hf(files: dict[str, str], epochs: int, out: str, backbone: str = "e5-small", accelerator: str = "cpu") -> dict:
     """The ordinary tool, as a user writes it."""
     import numpy as np
@@ -317,14 +325,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     epochs = 1 if args.quick else args.epochs
-    if args.quick:
-        files = {
-            "train": str(write_slice(read_korsts(KORSTS / "sts-train.tsv", 256), out / "train.tsv")),
-            "val": str(write_slice(read_korsts(KORSTS / "sts-dev.tsv", 200), out / "dev.tsv")),
-            "test": str(write_slice(read_korsts(KORSTS / "sts-test.tsv", 200), out / "test.tsv")),
-        }
-    else:
-        files = {k: str(KORSTS / f"sts-{k if k != 'val' else 'dev'}.tsv") for k in ("train", "val", "test")}
+    files = korsts_files(out, args.quick)
     config = {"files": files, "epochs": epochs, "out": str(out), "members": args.ensemble,
               "ensemble_kind": args.ensemble_kind, "resume": args.resume, "backbone": args.backbone,
               "accelerator": args.accelerator}  # fmt: skip
