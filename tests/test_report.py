@@ -190,6 +190,7 @@ def test_report_shows_every_plot_and_table_in_a_browser(shape, browser, request)
     )
     assert sorted(i.removeprefix("plot-") for i, _, _ in shown) == pngs
     assert all(complete and width > 100 for _, complete, width in shown)  # every image decoded
+    assert page.locator("img").count() == len(shown)  # no image outside a plot's figure goes unchecked
     tables = page.eval_on_selector_all("table.table", "els => els.map(t => [t.id, t.tBodies[0].rows.length])")
     expected = {"run", "test_metrics"} | {
         "sts_run": {"largest_errors"},
@@ -199,6 +200,8 @@ def test_report_shows_every_plot_and_table_in_a_browser(shape, browser, request)
     }[shape]
     assert {i.removeprefix("table-") for i, _ in tables} == expected
     assert all(n > 0 for i, n in tables if i != "table-mistakes")  # a model may make no confident mistake
+    if shape == "ner_run":  # the sentences show their spans highlighted (gold at least: a tiny model may find none)
+        assert page.locator("#table-sentences mark.ent").count() > 0
     assert "seed_everything:" in page.locator("#recipe").inner_text()
     assert outside == []
     page.close()
