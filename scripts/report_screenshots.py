@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import subprocess
 import sys
 import time
@@ -84,6 +85,7 @@ def fit(name: str, shot: Shot, tiny: bool) -> Path:
     run = ROOT / "runs" / f"report-{name}"
     cmd = [sys.executable, "-m", "n2m.cli", "fit", "--config", str(ROOT / shot.recipe), *BRIEF, *shot.overrides,
            *(TINY if tiny else []), "--trainer.default_root_dir", str(run)]  # fmt: skip
+    shutil.rmtree(run, ignore_errors=True)  # a fresh folder: an old last.ckpt or log version would mix in
     start = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, check=True, stdin=subprocess.DEVNULL)
     print(f"{name}: fit in {time.monotonic() - start:.0f} s", flush=True)
