@@ -1060,7 +1060,8 @@ def render_all(root: Path = ROOT, names: Iterable[str] | None = None) -> dict[st
 
 
 def write_pages(*names: str, root: Path = ROOT, written_to: str | Path | None = None) -> list[Path]:
-    """Rewrite the pages of `names` (default: all) and the README's blocks; returns the files that changed. A
+    """Rewrite every page and the README's blocks after the results of `names` changed (pages link each other's
+    files, so one new file can change another page); returns the files that changed. A
     benchmark calls this after writing its results file, `write_pages("sts_vs_hf", written_to=folder)`: a run
     whose results went anywhere but the committed folder (a test's, a quick run's `--results-dir`) changes
     no page."""
@@ -1070,7 +1071,7 @@ def write_pages(*names: str, root: Path = ROOT, written_to: str | Path | None = 
     if unknown:
         raise KeyError(f"no page for {sorted(unknown)}; pages: {sorted(PAGES)}")
     changed = []
-    for rel, text in render_all(root, names or None).items():
+    for rel, text in render_all(root).items():
         path = root / rel
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)
