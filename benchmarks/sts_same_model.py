@@ -79,8 +79,7 @@ def same_backbone(files: dict[str, str], setup: dict[str, Any], backbone: str) -
     it (the recipe's prefix included)."""
     from n2m.backbones import trimmed_backbone
 
-    first, second, _ = zip(*(pairs(files[split]) for split in ("train", "val")), strict=True)
-    texts = [setup["text_prefix"] + t for part in (*first, *second) for t in part]
+    texts = [setup["text_prefix"] + t for split in ("train", "val") for side in pairs(files[split])[:2] for t in side]
     return str(trimmed_backbone(backbone, texts))
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -41,6 +41,7 @@ from transformers import (
 
 from n2m.core.card import ModelCard
 from n2m.shapes.n2m.vision import VisionSize, build_captioner, is_captioner, load_captioner
+from n2m.shapes.n2m.warm_start import layer_count, warm_decoder
 
 Architecture = Literal["warm_start", "scratch", "pretrained"]
 CrossAttentionInit = Literal["random", "self_attention"]
@@ -89,28 +90,15 @@ def special_ids(architecture: Architecture, tokenizer: PreTrainedTokenizerBase, 
     return SpecialIds(int(start), int(eos), int(pad))
 
 
-def _layer_count(folder: str | Path, layers: int | None) -> dict[str, Any]:
-    """Config overrides that keep the first `layers` layers of the checkpoint (or all of them)."""
-    if layers is None:
-        return {}
-    available = AutoConfig.from_pretrained(folder).num_hidden_layers
-    if not 1 <= layers <= available:
-        raise ValueError(f"asked for {layers} layers but {folder} has {available}")
-    return {"num_hidden_layers": layers}
-
-
 def _warm_start_parts(
     folder: str | Path, encoder_layers: int | None, decoder_layers: int | None, pretrained: bool
 ) -> tuple[PreTrainedModel, PreTrainedModel]:
-    enc_over = _layer_count(folder, encoder_layers)
-    dec_over = {**_layer_count(folder, decoder_layers), "is_decoder": True, "add_cross_attention": True}
+    enc_over = layer_count(folder, encoder_layers)
     if pretrained:
         encoder = AutoModel.from_pretrained(folder, add_pooling_layer=False, **enc_over)
-        decoder = AutoModelForCausalLM.from_pretrained(folder, **dec_over)
     else:
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder, **enc_over), add_pooling_layer=False)
-        decoder = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, **dec_over))
-    return encoder, decoder
+    return encoder, warm_decoder(folder, decoder_layers, pretrained)
 
 
 def _scratch_parts(vocab_size: int, pad: int, size: ScratchSize) -> tuple[PreTrainedModel, PreTrainedModel]:

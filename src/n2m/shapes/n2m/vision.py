@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from n2m.core.card import ModelCard
 from n2m.core.encoder import build_encoder
+from n2m.shapes.n2m.warm_start import warm_decoder
 
 IMAGE_INPUTS = ["image"]
 
@@ -68,19 +69,6 @@ def vit_encoder(size: VisionSize, image_size: int) -> PreTrainedModel:
         attention_probs_dropout_prob=size.dropout,
     )
     return build_encoder(config, pretrained=False)
-
-
-def warm_decoder(folder: str | Path, decoder_layers: int | None, pretrained: bool) -> PreTrainedModel:
-    """The BERT-style checkpoint as a causal decoder with (new) cross-attention, its first `decoder_layers` layers."""
-    over: dict[str, Any] = {"is_decoder": True, "add_cross_attention": True}
-    if decoder_layers is not None:
-        available = AutoConfig.from_pretrained(folder).num_hidden_layers
-        if not 1 <= decoder_layers <= available:
-            raise ValueError(f"asked for {decoder_layers} decoder layers but {folder} has {available}")
-        over["num_hidden_layers"] = decoder_layers
-    if pretrained:
-        return AutoModelForCausalLM.from_pretrained(folder, **over)
-    return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, **over))
 
 
 def check_image_size(net: VisionEncoderDecoderModel, image_size: int) -> None:
