@@ -96,9 +96,8 @@ class SequenceTask(BaseTask):
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         if self.spec.task == "retrieval":
-            queries, passages = self.model.embed(batch["a"]), self.model.embed(batch["b"])
-            if "c" in batch:  # hard negatives: more passages, each a negative for every query
-                passages = torch.cat([passages, self.model.embed(batch["c"])])
+            queries, *passages = self.model.embed_many(*(batch[k] for k in ("a", "b", "c") if k in batch))
+            passages = torch.cat(passages)  # hard negatives (`c`): more passages, each a negative for every query
             return multiple_negatives_ranking_loss(queries, passages, self.hparams.temperature, self.hparams.symmetric)
         return self.loss_of(self.model(batch), batch["target"])
 
