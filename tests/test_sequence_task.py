@@ -158,6 +158,28 @@ def test_layer_wise_lr_decay_groups(tiny_backbone, korsts_slice, tmp_path):
     assert lrs["encoder.embeddings.word_embeddings.weight"] == pytest.approx(1e-3 * 0.125)
 
 
+def test_embed_many_runs_match_one_text_at_a_time(tiny_backbone, korsts_slice):
+    """Length-sorted runs (the CPU path of a bi-encoder batch) give each text the vector it gets alone, in the
+    batches' order, and the grouping length of a pair is its longer text."""
+    task, data = make(tiny_backbone, korsts_slice, STS, "regression", pair_encoding="bi")
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))
+    a, b = batch["a"], batch["b"]
+    model = task.model.eval()
+    with torch.no_grad():
+        u, v = model.embed_pair(a, b)
+        q, p, c = model.embed_many(a, b, {k: t[:1] for k, t in a.items()})  # a batch of one text too
+        alone = [model.embed({k: t[i : i + 1, : int(x["attention_mask"][i].sum())] for k, t in x.items()})
+                 for x in (a, b) for i in range(x["input_ids"].shape[0])]  # fmt: skip
+    alone_u, alone_v = torch.cat(alone).split([len(u), len(v)])
+    torch.testing.assert_close(u, alone_u, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(v, alone_v, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close((q, p, c[0]), (u, v, u[0]), atol=1e-5, rtol=1e-4)
+    lengths = data.datasets["val"].lengths
+    first = data.datasets["val"].features[0]
+    assert lengths[0] == max(len(first["a"]["input_ids"]), len(first["b"]["input_ids"]))
+
+
 def test_freeze_embeddings(tiny_backbone, korsts_slice):
     task, _ = make(tiny_backbone, korsts_slice, STS, "regression", freeze_embeddings=True)
     assert not task.model.encoder.embeddings.word_embeddings.weight.requires_grad

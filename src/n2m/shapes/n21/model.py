@@ -12,7 +12,6 @@ from n2m.core.encoder import EncoderModel, Pooling, build_encoder, pool
 from n2m.shapes.n21.encoding import PairEncoding
 from n2m.shapes.n21.examples import Objective
 
-
 CPU_CHUNKS = 2  # length-sorted runs per batch of texts on CPU (see `embed_many`): 4 measured slower than 2
 
 
