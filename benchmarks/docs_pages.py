@@ -261,8 +261,10 @@ def sts_same_model(root: Path) -> str | None:
         rows = [[name, f4(s.get("pearson")), f4(s.get("spearman")), f2(s.get("samples_per_s")), f1(s.get("wall_s")),
                  f1(s.get("peak_rss_mb")), f1(s.get("peak_gpu_mb"))]
                 for name, s in (("sentence-transformers `SentenceTransformerTrainer`", st), ("n2m", n2m))]  # fmt: skip
+        seeds = r.get("seeds")
+        over = f", the mean over seeds {', '.join(map(str, seeds))}" if seeds else ""
         body += [
-            f"## {label} ({r.get('mode', '?')} mode, {machine_date(r)})",
+            f"## {label} ({r.get('mode', '?')} mode, {machine_date(r)}{over})",
             "",
             *table(["system", "Pearson", "Spearman", "train pairs/s", "train s", "peak RSS MB", "peak GPU MB"], rows),
             "",
@@ -270,7 +272,16 @@ def sts_same_model(root: Path) -> str | None:
             f"pairs/s {ratio(n2m.get('samples_per_s'), st.get('samples_per_s'))}, peak RSS "
             f"{ratio(n2m.get('peak_rss_mb'), st.get('peak_rss_mb'))}.",
         ]
-        extra = {k: v for k, v in r.items() if k not in ("mode", "machine", "date", "st", "n2m")}
+        if seeds:
+            body += ["", "Each seed (test Pearson at the epoch of best dev Pearson):", ""]
+            body += table(["seed", "n2m Pearson", "ST Pearson", "n2m − ST", "n2m dev", "ST dev", "n2m pairs/s",
+                           "ST pairs/s"],
+                          [[seed, f4(a["pearson"]), f4(b["pearson"]), f"{a['pearson'] - b['pearson']:+.4f}",
+                            f4(a["val_pearson"]), f4(b["val_pearson"]), f2(a["samples_per_s"]), f2(b["samples_per_s"])]
+                           for seed, a, b in ((k, n2m["seeds"][k], st["seeds"][k]) for k in n2m["seeds"])])  # fmt: skip
+            body += ["", f"Spread of test Pearson between seeds (standard deviation): n2m {f4(n2m['pearson_sd'])}, "
+                         f"sentence-transformers {f4(st['pearson_sd'])}."]  # fmt: skip
+        extra = {k: v for k, v in r.items() if k not in ("mode", "machine", "date", "st", "n2m", "seeds")}
         if extra:
             body += ["", "Also in the file:", ""]
             body += [f"- `{k}`: `{json.dumps(v, ensure_ascii=False)}`" for k, v in extra.items()]
@@ -975,7 +986,8 @@ def headline(root: Path) -> list[str]:
     for name, where in (("sts_same_model.json", "CPU"), ("sts_same_model.gpu.json", "GPU")):
         if r := load(root, name):
             row("sts_same_model", f"KorSTS, the training loop like for like ({where}, same trimmed bi-encoder, "
-                "sentence-transformers)", name, f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['st']['pearson'])}; "
+                "sentence-transformers)", name, f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['st']['pearson'])}"
+                + (f" (mean of {len(r['seeds'])} seeds)" if r.get("seeds") else "") + "; "
                 f"train pairs/s {f2(r['n2m']['samples_per_s'])} vs {f2(r['st']['samples_per_s'])}", r)  # fmt: skip
     if r := load(root, "sts_vs_hf.gpu.json"):
         q = r["ratios"]

@@ -25,6 +25,7 @@ child's own. Results: benchmarks/results/sts_same_model.json (or .quick / .gpu) 
     python benchmarks/sts_same_model.py --quick             # a sample, 1 epoch: a few minutes
     python benchmarks/sts_same_model.py                     # the full data: results/sts_same_model.json
     python benchmarks/sts_same_model.py --resume            # rerun only the sides not yet finished
+    python benchmarks/sts_same_model.py --seeds 0 1 2       # each side once per seed, figures averaged
     python benchmarks/sts_same_model.py --accelerator gpu   # one GPU, bf16 autocast: sts_same_model.gpu.json
 """
 
@@ -164,6 +165,7 @@ def run_n2m(
     main(["fit", "--config", str(RECIPE), "--data.train", files["train"], "--data.val", files["val"],
           "--data.test", files["test"], "--data.backbone", backbone_dir, "--data.trim_vocab", "false",
           "--trainer.max_epochs", str(setup["epochs"]), "--trainer.default_root_dir", out,
+          "--seed_everything", str(setup["seed"]),
           "--trainer.enable_progress_bar", "false",
           "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json")),
           *ACCELERATOR_ARGS[accelerator], *extra])  # fmt: skip
@@ -183,6 +185,26 @@ def run_n2m(
         "best_epoch": int(best.split("epoch=")[-1].split("-")[0]) + 1,
         "val_pearson": report["best_val"]["val/pearson"],
         "own_test_pearson": report["test"]["test/pearson"],
+    }
+
+
+def over_seeds(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One side's figures over its seeds: a single run as it is; several, the mean Pearson, Spearman and
+    throughput (the spread of Pearson beside them), the highest peak memory, and every run under `seeds`."""
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    from statistics import mean, stdev
+
+    every = list(runs.values())
+    gpu = [r["peak_gpu_mb"] for r in every if r["peak_gpu_mb"] is not None]
+    return {
+        **{key: mean(r[key] for r in every) for key in ("pearson", "spearman")},
+        "pearson_sd": stdev(r["pearson"] for r in every),
+        "samples_per_s": round(mean(r["samples_per_s"] for r in every), 2),
+        "wall_s": round(mean(r["wall_s"] for r in every), 1),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in every),
+        "peak_gpu_mb": max(gpu) if gpu else None,
+        "seeds": {str(seed): r for seed, r in runs.items()},
     }
 
 
@@ -214,6 +236,13 @@ def main() -> None:
     parser.add_argument("--accelerator", choices=list(ACCELERATOR_ARGS), default="cpu")
     parser.add_argument("--backbone", default="e5-small", help="the backbone both sides' folder is cut from")
     parser.add_argument("--design-rows", action="store_true", help="also n2m without length grouping")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="train each side once per seed and average "
+        "(default: the recipe's seed alone); a single seed's test Pearson moves by a few thousandths",
+    )
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts-same"))
     parser.add_argument("--results-dir", default=str(ROOT / "benchmarks/results"))
     parser.add_argument("--resume", action="store_true", help="keep a side whose result is already in --out")
@@ -237,17 +266,26 @@ def main() -> None:
     setup = recipe_settings(RECIPE, epochs=1 if args.quick else args.epochs)
     files = korsts_files(out, args.quick)
     backbone_dir = same_backbone(files, setup, args.backbone)
-    config = {"files": files, "setup": setup, "out": str(out), "backbone_dir": backbone_dir,
-              "accelerator": args.accelerator}  # fmt: skip
+    seeds = args.seeds or [setup["seed"]]
     results: dict[str, Any] = {
         "mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
         "recipe": "recipes/korsts.yaml", "settings": setup, "backbone": args.backbone, "backbone_dir": backbone_dir,
         "precision": "bf16-mixed" if args.accelerator == "gpu" else "fp32",
     }  # fmt: skip
-    # n2m first: were the shared machine to grow quieter during the run, the other side would gain from it
-    for side in ("n2m", "st") + (("n2m_random_order",) if args.design_rows else ()):
-        results[side] = run_or_resume(__file__, side, config, out, args.resume)
-        print(json.dumps(results[side]), flush=True)
+    if len(seeds) > 1:
+        results["seeds"] = seeds
+    sides = ("n2m", "st") + (("n2m_random_order",) if args.design_rows else ())
+    runs: dict[str, dict[int, dict[str, Any]]] = {side: {} for side in sides}
+    for seed in seeds:  # the recipe's seed in `out` itself, as a one-seed run keeps it
+        where = out if seed == setup["seed"] else out / f"seed{seed}"
+        where.mkdir(exist_ok=True)
+        config = {"files": files, "setup": {**setup, "seed": seed}, "out": str(where), "backbone_dir": backbone_dir,
+                  "accelerator": args.accelerator}  # fmt: skip
+        # n2m first: were the shared machine to grow quieter during the run, the other side would gain from it
+        for side in sides:
+            runs[side][seed] = run_or_resume(__file__, side, config, where, args.resume)
+            print(json.dumps(runs[side][seed]), flush=True)
+    results.update({side: over_seeds(runs[side]) for side in sides})
     st, n2m = results["st"], results["n2m"]
     results["ratios"] = {
         "pearson_delta": round(n2m["pearson"] - st["pearson"], 4),

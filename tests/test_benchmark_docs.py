@@ -113,3 +113,25 @@ def test_a_page_is_written_only_when_its_results_file_is_there(tmp_path):
     assert "like for like" in pages["docs/benchmarks/sts_same_model.md"]
     assert "×1.50" in pages["docs/benchmarks/sts_same_model.md"]
     assert "[sts_same_model](docs/benchmarks/sts_same_model.md)" in pages["README.md"]
+
+
+def test_a_run_over_several_seeds_shows_the_means_and_each_seed(tmp_path):
+    spec = importlib.util.spec_from_file_location("sts_same_model", ROOT / "benchmarks/sts_same_model.py")
+    assert spec is not None and spec.loader is not None
+    same_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(same_model)
+
+    def run(pearson: float, speed: float) -> dict[str, Any]:
+        return {"pearson": pearson, "spearman": pearson - 0.01, "samples_per_s": speed, "wall_s": 100.0,
+                "peak_rss_mb": 900.0 + speed, "peak_gpu_mb": None, "val_pearson": pearson + 0.04}  # fmt: skip
+
+    n2m = same_model.over_seeds({0: run(0.812, 16.0), 1: run(0.818, 18.0)})
+    st = same_model.over_seeds({0: run(0.816, 9.0), 1: run(0.812, 10.0)})
+    assert (n2m["pearson"], n2m["samples_per_s"], n2m["peak_rss_mb"]) == (0.815, 17.0, 918.0)
+    assert set(n2m["seeds"]) == {"0", "1"} and n2m["pearson_sd"] > 0
+    same = {"mode": "full", "machine": "m", "date": "2026-12-03", "seeds": [0, 1], "st": st, "n2m": n2m}
+    pages = docs_pages.render_all(synthetic_root(tmp_path, {"sts_same_model.json": same}))
+    page = pages["docs/benchmarks/sts_same_model.md"]
+    assert "the mean over seeds 0, 1" in page and "| 0 | 0.8120 | 0.8160 | -0.0040 |" in page
+    assert "| 1 | 0.8180 | 0.8120 | +0.0060 |" in page and "×1.79" in page
+    assert "Pearson 0.8150 vs 0.8140 (mean of 2 seeds)" in pages["README.md"]

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes/ko-caption.yaml"
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 170, 60)}
 TINY_VISION = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "patch_size": 8}
+# two stages: 8 × 8 patches of 4 pixels in windows of 4, merged to 4 × 4 patches 32 wide
+TINY_SWIN = {"kind": "swin", "hidden_size": 16, "layers": 1, "heads": 2, "ffn_size": 64, "patch_size": 4,
+             "stages": 2, "window": 4}  # fmt: skip
 IMAGE_SIZE = 32
 
 
@@ -207,8 +210,10 @@ def test_fit_test_export_predict_and_stream(tiny_backbone, caption_files, tmp_pa
         predictor.predict([str(path), b"hello, not a picture"])
 
 
-def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path):
-    """Two pictures, one caption each, trained until it tells them apart: colour and side come from the image."""
+@pytest.mark.parametrize("vision", [TINY_VISION, TINY_SWIN], ids=["vit", "swin"])
+def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path, vision):
+    """Two pictures, one caption each, trained until it tells them apart: colour and side come from the image,
+    through either image encoder, and survive the export (the Swin one is read back as Swin)."""
     (tmp_path / "images").mkdir()
     rows = []
     for name, (colour, side) in {"r": ("red", "left"), "b": ("blue", "right")}.items():
@@ -224,12 +229,15 @@ def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path):
         model={
             "optimization": {"lr": 6e-3, "head_lr": 6e-3, "warmup_ratio": 0.0, "schedule": "constant"},
             "label_smoothing": 0.0,
+            "vision": vision,
         },
         data={"images": {"size": IMAGE_SIZE}},
     )
     fit(tmp_path, config, "--trainer.max_epochs", "30", "--trainer.check_val_every_n_epoch", "30")
     results = json.loads((tmp_path / "run/results.json").read_text())
     main(["export", results["best_checkpoint"], str(tmp_path / "export")])
+    encoder = json.loads((tmp_path / "export/config.json").read_text())["encoder"]["model_type"]
+    assert encoder == vision.get("kind", "vit")
     predictor = Predictor.from_pretrained(tmp_path / "export")
     red, blue = predictor.predict([tmp_path / "images/r.png", tmp_path / "images/b.png"])
     assert (red.text, blue.text) == ("a red square on the left", "a blue square on the right")
@@ -275,6 +283,16 @@ def test_architecture_pretrained_loads_a_vision_encoder_decoder_folder(tiny_back
     predictor = Predictor.from_pretrained(out)
     assert predictor.model.config.encoder.hidden_size == 24  # its own encoder, with a projection to the decoder
     assert isinstance(predictor.predict([draw("red", "circle", "left")])[0].text, str)
+
+
+def test_an_image_size_the_encoder_cannot_cut_says_why(tiny_backbone):
+    from n2m.shapes.n2m.vision import VisionSize, build_captioner
+
+    with pytest.raises(ValueError, match="image size 36 is not a multiple of 8 pixels, the side of the swin"):
+        build_captioner("warm_start", tiny_backbone, None, _ids(tiny_backbone), 36, vision=VisionSize(**TINY_SWIN))
+    with pytest.raises(ValueError, match=r"`vision\.kind` is `vit` or `swin`, not 'cnn'"):
+        build_captioner("warm_start", tiny_backbone, None, _ids(tiny_backbone), 32,
+                        vision=VisionSize(**{**TINY_SWIN, "kind": "cnn"}))  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_a_wrong_image_size_for_a_pretrained_encoder_says_what_to_set(tiny_backbone, caption_files, tmp_path):

@@ -66,8 +66,8 @@ class Seq2SeqTask(BaseTask):
         bleu_tokenize: SacreBLEU's tokenization: `13a` for English targets, `char` for Korean (see
             `n2m.shapes.n2m.metrics` for why).
         bertscore_model: a local encoder folder, for the optional `bertscore` metric.
-        vision: image captioning (`data.images` set), `warm_start`: the ViT image encoder built from scratch
-            (`VisionSize`); it trains at `head_lr`, as everything new does.
+        vision: image captioning (`data.images` set), `warm_start`: the image encoder built from scratch, a ViT
+            or a Swin (`VisionSize`); it trains at `head_lr`, as everything new does.
         image_encoder: image captioning, `warm_start`: a local Hugging Face vision encoder folder to start the
             image encoder from instead (trained at `lr`).
         scenes, caption_vocabulary: image captioning of generated scenes: the `{split}.scenes.jsonl` files (what

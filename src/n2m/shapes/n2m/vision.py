@@ -1,10 +1,11 @@
 """Image captioning models for N2M: a Hugging Face `VisionEncoderDecoderModel` (an image encoder, a text decoder,
 cross-attention between them), built two ways.
 
-- `warm_start`: the image encoder is a small ViT from a config (`VisionSize`: no vision weights can be had offline),
-  or any local Hugging Face vision encoder folder (`image_encoder`); the text decoder starts from the BERT-style
-  checkpoint (e5-small) as N2M's text warm start does (`is_decoder`, new `add_cross_attention`, Rothe et al. 2020),
-  its first `decoder_layers` layers kept. When the widths differ, HF adds `enc_to_dec_proj` (new, at `head_lr`).
+- `warm_start`: the image encoder is a small ViT or Swin built from a config (`VisionSize`: no vision weights can
+  be had offline), or any local Hugging Face vision encoder folder (`image_encoder`); the text decoder starts from
+  the BERT-style checkpoint (e5-small) as N2M's text warm start does (`is_decoder`, new `add_cross_attention`,
+  Rothe et al. 2020), its first `decoder_layers` layers kept. When the widths differ, HF adds `enc_to_dec_proj`
+  (new, at `head_lr`).
 - `pretrained`: any local `VisionEncoderDecoderModel` folder (its tokenizer beside it).
 
 A model of a card whose `inputs` are `["image"]` is a captioner (`is_captioner`).
@@ -16,14 +17,16 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     GenerationConfig,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    SwinConfig,
     VisionEncoderDecoderModel,
     ViTConfig,
 )
@@ -38,16 +41,26 @@ IMAGE_INPUTS = ["image"]
 
 @dataclass
 class VisionSize:
-    """A ViT image encoder built from scratch (pre-LN blocks over `patch_size` patches).
+    """An image encoder built from scratch, of one of two kinds.
 
-    `hidden_size` 384 matches e5-small's width, so cross-attention needs no projection."""
+    - `vit`: ViT, pre-LN blocks over `patch_size` patches. `hidden_size` 384 matches e5-small's width, so
+      cross-attention needs no projection.
+    - `swin`: Swin Transformer (Liu et al. 2021), attention within `window` × `window` patches of `patch_size`
+      pixels, in `stages` stages that each halve the grid and double the width and heads (`hidden_size`, `heads`:
+      the first stage's; `layers`: blocks per stage; `ffn_size` / `hidden_size`: the MLP ratio). Its local windows
+      and merging give it a convolution's locality, which a from-scratch encoder on a few thousand images lacks
+      as a ViT; it is the image encoder of Donut's `VisionEncoderDecoderModel`.
+    """
 
+    kind: Literal["vit", "swin"] = "vit"
     hidden_size: int = 384
     layers: int = 4
     heads: int = 6
     ffn_size: int = 1536
     patch_size: int = 16
     dropout: float = 0.0
+    stages: int = 3  # swin
+    window: int = 6  # swin
 
 
 def is_captioner(card: ModelCard | dict[str, Any]) -> bool:
@@ -55,19 +68,37 @@ def is_captioner(card: ModelCard | dict[str, Any]) -> bool:
     return list(inputs or []) == IMAGE_INPUTS
 
 
-def vit_encoder(size: VisionSize, image_size: int) -> PreTrainedModel:
-    if image_size % size.patch_size:
-        raise ValueError(f"image size {image_size} is not a multiple of the ViT's patch size {size.patch_size}")
-    config = ViTConfig(
-        image_size=image_size,
-        patch_size=size.patch_size,
-        hidden_size=size.hidden_size,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        intermediate_size=size.ffn_size,
-        hidden_dropout_prob=size.dropout,
-        attention_probs_dropout_prob=size.dropout,
-    )
+def image_encoder_from_scratch(size: VisionSize, image_size: int) -> PreTrainedModel:
+    """The `VisionSize` encoder with fresh weights, for `image_size`-pixel images."""
+    grid = size.patch_size * 2 ** (size.stages - 1 if size.kind == "swin" else 0)  # the coarsest grid's cell
+    if image_size % grid:
+        raise ValueError(f"image size {image_size} is not a multiple of {grid} pixels, the side of the "
+                         f"{size.kind} encoder's coarsest patch")  # fmt: skip
+    if size.kind == "vit":
+        config: PretrainedConfig = ViTConfig(
+            image_size=image_size,
+            patch_size=size.patch_size,
+            hidden_size=size.hidden_size,
+            num_hidden_layers=size.layers,
+            num_attention_heads=size.heads,
+            intermediate_size=size.ffn_size,
+            hidden_dropout_prob=size.dropout,
+            attention_probs_dropout_prob=size.dropout,
+        )
+    elif size.kind == "swin":
+        config = SwinConfig(
+            image_size=image_size,
+            patch_size=size.patch_size,
+            embed_dim=size.hidden_size,
+            depths=[size.layers] * size.stages,
+            num_heads=[size.heads * 2**i for i in range(size.stages)],
+            window_size=size.window,
+            mlp_ratio=size.ffn_size / size.hidden_size,
+            hidden_dropout_prob=size.dropout,
+            attention_probs_dropout_prob=size.dropout,
+        )
+    else:
+        raise ValueError(f"`vision.kind` is `vit` or `swin`, not {size.kind!r}")
     return build_encoder(config, pretrained=False)
 
 
@@ -109,7 +140,7 @@ def build_captioner(
     elif image_encoder:
         encoder = build_encoder(AutoConfig.from_pretrained(image_encoder), pretrained=False)
     else:
-        encoder = vit_encoder(vision or VisionSize(), image_size)
+        encoder = image_encoder_from_scratch(vision or VisionSize(), image_size)
     net = VisionEncoderDecoderModel(encoder=encoder, decoder=warm_decoder(folder, decoder_layers, pretrained))
     set_special_ids(net, special)
     net.config.vocab_size = net.config.decoder.vocab_size
