@@ -71,7 +71,8 @@ def served(sts_dir, corpus_file):
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
-    assert "encoding the corpus: 40 texts of" in output and "corpus ready: 40 documents" in output
+    assert "the corpus: 40 texts of" in output
+    assert "corpus ready: encoded and saved the vectors of 40 documents" in output and "(exact search" in output
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -198,6 +199,30 @@ def test_search_finds_what_exact_cosine_search_finds(served, bi, corpus_file):
     assert too_many.status_code == 422 and "top_k: Input should be less than or equal to 100" in too_many.text
     page = httpx.get(f"{served}/search")
     assert page.status_code == 200 and "/static/app.js" in page.text
+
+
+def test_a_corpus_served_through_the_graph_index_is_read_back_at_the_next_start(sts_dir, bi, corpus_file, tmp_path):
+    """`--index usearch` as `n2m search` has it: the vectors and graph saved beside the corpus at the first start,
+    read back (not encoded) at the second, and the hits those of exact search on a corpus this small."""
+    corpus = tmp_path / corpus_file.name
+    corpus.write_bytes(corpus_file.read_bytes())
+    texts = [line.split("\t")[1] for line in corpus.read_text(encoding="utf-8").splitlines()[1:]]
+    _, found = top_k(bi.encode([texts[3]]), bi.encode(texts, kind="passage"), 3)
+    outputs = []
+    for _ in range(2):
+        port = free_port()
+        process = n2m("serve", str(sts_dir), "--port", str(port), "--corpus", str(corpus), "--index", "usearch")
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
+            body = {"query": texts[3], "top_k": 3}
+            hits = httpx.post(f"http://127.0.0.1:{port}/v1/search", json=body, timeout=30).json()["hits"]
+            assert [int(h["id"]) for h in hits] == found[0].tolist()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            outputs.append(process.communicate(timeout=30)[0])
+    assert "encoded and saved the vectors of 40 documents" in outputs[0] and "(usearch search" in outputs[0]
+    assert "read the saved vectors of 40 documents" in outputs[1] and "(usearch search" in outputs[1]
+    assert len(list(Path(f"{corpus}.n2m-index").glob("*/index.usearch"))) == 1
 
 
 def test_a_cross_encoder_reranks_by_its_pair_score_and_has_no_vectors(cross):

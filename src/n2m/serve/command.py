@@ -1,5 +1,6 @@
 """`n2m serve MODEL_DIR [--corpus FILE]`: load an exported folder (PyTorch or ONNX Runtime) and serve it with
-uvicorn; with a corpus, its passage vectors are encoded once at start-up for /v1/search and the search page."""
+uvicorn; with a corpus, its passage vectors are encoded at start-up (or read back from the last start's) for
+/v1/search and the search page."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from n2m.serve.limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from n2m.shapes.n21.search import index_arguments
+
     defaults = Limits()
     parser = argparse.ArgumentParser(
         prog="n2m serve",
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--corpus-column", default="text", help="the corpus's column of texts")
     parser.add_argument("--corpus-id", default=None, help="the corpus's id column (else row numbers from 0)")
+    index_arguments(parser)  # as `n2m search`: the corpus's vectors kept beside it, an HNSW graph past 100,000
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads of the model (default: all cores)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", help="log every request (costs time under load)")
@@ -63,7 +67,7 @@ def main(argv: list[str]) -> None:
     from n2m.core.predictor import Predictor
     from n2m.serve.app import create_app, vector_length
     from n2m.serve.connections import SilentConnectionsClose
-    from n2m.serve.corpus import encode_corpus
+    from n2m.serve.corpus import open_served_corpus
     from n2m.shapes.n21.examples import load_texts
 
     args = build_parser().parse_args(argv)
@@ -80,12 +84,15 @@ def main(argv: list[str]) -> None:
     except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ConfigError(f"{folder} cannot be served: {type(err).__name__}: {first}") from None
+    backend = args.backend if args.backend == "torch" else f"onnx ({args.onnx_file})"
     corpus = None
     if texts is not None:
         dimensions, why = vector_length(predictor, predictor.info)
         if dimensions is None:
             raise ConfigError(f"--corpus needs a model with sentence vectors, and {why}")
-        corpus = encode_corpus(predictor, texts, args.corpus, args.max_batch_size, progress=True)
+        corpus = open_served_corpus(predictor, texts, args.corpus, args.model_dir, backend, index=args.index,
+                                    index_dir=args.index_dir, reencode=args.reencode,
+                                    batch_size=args.max_batch_size)  # fmt: skip
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_inputs=args.max_inputs,
@@ -94,7 +101,6 @@ def main(argv: list[str]) -> None:
         max_streams=args.max_streams,
         body_timeout_s=args.body_timeout,
     )
-    backend = args.backend if args.backend == "torch" else f"onnx ({args.onnx_file})"
     app = create_app(
         predictor,
         name=args.name or folder.resolve().name,

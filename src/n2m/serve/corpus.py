@@ -1,8 +1,11 @@
-"""A corpus served for search (`n2m serve MODEL --corpus FILE`): its texts, ids and passage vectors, encoded once
-at start-up, and exact cosine search over them.
+"""A corpus served for search (`n2m serve MODEL --corpus FILE`): its texts, ids and the index over their passage
+vectors.
 
 The file is read and checked before the model loads (an empty file, or a row with no text, is a one-line error
-naming the file and the line), through the same reader as `n2m search` (`n21.examples.load_texts`).
+naming the file and the line), through the same reader as `n2m search` (`n21.examples.load_texts`). From a file,
+the vectors and index are kept as `n2m search` keeps them (`n21.index.open_corpus`: exact up to 100,000
+documents, an HNSW graph above, saved next to the corpus and read back by the next start with the same model
+and texts); texts in memory are encoded and searched exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from n2m.shapes.n21.examples import Texts
-from n2m.shapes.n21.search import top_k
+from n2m.shapes.n21.index import ExactIndex, VectorIndex, corpus_folder, model_fingerprint, open_corpus
+from n2m.shapes.n21.search import texts_sha256
 
 MAX_TOP_K = 100  # hits per search request (the schema's `maximum`)
 
@@ -25,14 +29,14 @@ class Corpus:
     source: str  # the file's name, shown on the page
     ids: list[str]
     texts: list[str]
-    vectors: np.ndarray  # (N, H) float32, unit length: a dot product is the cosine
+    index: VectorIndex  # over (N, H) unit passage vectors: a dot product is the cosine
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def search(self, query: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The `k` documents nearest one unit query vector, best first: rank (from 1), id, text, score."""
-        scores, rows = top_k(query[None, :], self.vectors, k)
+        scores, rows = self.index.search(query[None, :], k)
         return [
             {"rank": rank + 1, "id": self.ids[row], "text": self.texts[row], "score": float(score)}
             for rank, (score, row) in enumerate(zip(scores[0].tolist(), rows[0].tolist(), strict=True))
@@ -40,20 +44,35 @@ class Corpus:
 
 
 def encode_corpus(
-    predictor: Any,
-    texts: Texts | list[str],
-    source: str | Path = "corpus",
-    batch_size: int = 32,
-    progress: bool = False,
+    predictor: Any, texts: Texts | list[str], source: str | Path = "corpus", batch_size: int = 32
 ) -> Corpus:
-    """Passage vectors of every text (a file's `Texts`, read with `load_texts` before the model loads, or texts in
-    memory, numbered from 0); `progress`: a bar and a line saying what was done and how long it took."""
+    """Texts in memory (numbered from 0 unless a file's `Texts`), encoded (passage side) and searched exactly."""
     found = texts if isinstance(texts, Texts) else Texts(list(texts), [str(i) for i in range(len(texts))], [])
-    if progress:
-        print(f"encoding the corpus: {len(found.texts)} texts of {source} (passage side)…", flush=True)
+    vectors = predictor.encode(found.texts, batch_size, kind="passage")
+    return Corpus(Path(source).name, found.ids, found.texts, ExactIndex(np.ascontiguousarray(vectors, np.float32)))
+
+
+def open_served_corpus(
+    predictor: Any,
+    texts: Texts,
+    path: str | Path,
+    model: str,
+    backend: str,
+    *,
+    index: str = "auto",
+    index_dir: str | Path | None = None,
+    reencode: bool = False,
+    batch_size: int = 32,
+) -> Corpus:
+    """A corpus file's vectors and index, kept beside it as `n2m search` keeps them. `backend` (e.g. `onnx
+    (model.int8.onnx)`) is part of what the vectors depend on: an int8 model's vectors are not fp32's."""
+    fingerprint = model_fingerprint(model, {**predictor.card.to_dict(), "backend": backend})
+    folder = corpus_folder(path, model, fingerprint, index_dir)
+    print(f"the corpus: {len(texts.texts)} texts of {path} (passage side)…", flush=True)
     started = time.perf_counter()
-    vectors = predictor.encode(found.texts, batch_size, kind="passage", progress=progress)
-    if progress:
-        print(f"corpus ready: {len(found.texts)} documents, {vectors.shape[1]} dimensions, "
-              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
-    return Corpus(Path(source).name, found.ids, found.texts, np.ascontiguousarray(vectors, dtype=np.float32))
+    source = {"model": fingerprint, "texts_sha256": texts_sha256(texts.texts)}
+    saved = open_corpus(folder, predictor, texts.texts, source, index, batch_size, progress=True, reencode=reencode)
+    done = "read the saved vectors" if saved.reused else "encoded and saved the vectors"
+    print(f"corpus ready: {done} of {len(texts.texts)} documents in {saved.folder} ({saved.index.kind} search, "
+          f"{saved.vectors.shape[1]} dimensions), {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    return Corpus(Path(path).name, texts.ids, texts.texts, saved.index)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,6 +211,18 @@ def default_folder(corpus: str | Path, model: str, fingerprint: str) -> Path:
     """`CORPUS.n2m-index/<model name>-<fingerprint>/`, next to the corpus file: one folder per model."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(model.rstrip("/")).name) or "model"
     return Path(f"{corpus}.n2m-index") / f"{name}-{fingerprint[:8]}"
+
+
+def corpus_folder(corpus: str | Path, model: str, fingerprint: str, index_dir: str | Path | None = None) -> Path:
+    """Where a corpus's vectors and index are kept: `index_dir`, else `default_folder`; a folder that cannot be
+    made (a read-only corpus folder) gives way to a temporary one, said in one line, so the search still runs."""
+    folder = Path(index_dir) if index_dir else default_folder(corpus, model, fingerprint)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        folder = Path(tempfile.mkdtemp(prefix="n2m-index-"))
+        print(f"cannot keep the corpus's vectors next to it ({err.strerror}): they go to {folder}; see --index-dir")
+    return folder
 
 
 @dataclass

@@ -23,7 +23,6 @@ import argparse
 import csv
 import hashlib
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from n2m.shapes.n21.examples import Texts, load_texts
 from n2m.shapes.n21.index import (
     EXACT_LIMIT,
     INDEX_CHOICES,
-    default_folder,
+    corpus_folder,
     exact_top_k,
     model_fingerprint,
     open_corpus,
@@ -134,6 +133,24 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
+def index_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a corpus is searched and where its vectors are kept: `n2m search` and `n2m serve --corpus`."""
+    parser.add_argument(
+        "--index",
+        choices=INDEX_CHOICES,
+        default="auto",
+        help="exact: every cosine; usearch: an HNSW graph (approximate, memory-mapped, for corpora "
+        f"beyond memory); auto (default): exact up to {EXACT_LIMIT:,} documents, usearch above",
+    )
+    parser.add_argument(
+        "--index-dir",
+        default=None,
+        help="where the corpus's vectors and index are kept, so the next run with this model and "
+        "corpus does not encode it again (default: CORPUS.n2m-index/<model>-<hash>/)",
+    )
+    parser.add_argument("--reencode", action="store_true", help="encode the corpus even where saved vectors match")
+
+
 def encode_command(argv: list[str]) -> None:
     """`n2m encode MODEL --input FILE --column text --output X.npy|X.parquet`: one vector per row, in file order."""
     parser = argparse.ArgumentParser(prog="n2m encode", description=encode_command.__doc__)
@@ -168,20 +185,7 @@ def search_command(argv: list[str]) -> None:
     parser.add_argument("--query-id", default=None, help="the queries' id column (else row numbers from 0)")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--output", required=True, help=".jsonl or .tsv")
-    parser.add_argument(
-        "--index",
-        choices=INDEX_CHOICES,
-        default="auto",
-        help="exact: every cosine; usearch: an HNSW graph (approximate, memory-mapped, for corpora "
-        f"beyond memory); auto (default): exact up to {EXACT_LIMIT:,} documents, usearch above",
-    )
-    parser.add_argument(
-        "--index-dir",
-        default=None,
-        help="where the corpus's vectors and index are kept, so the next search with this model and "
-        "corpus does not encode it again (default: CORPUS.n2m-index/<model>-<hash>/)",
-    )
-    parser.add_argument("--reencode", action="store_true", help="encode the corpus even where saved vectors match")
+    index_arguments(parser)
     parser.add_argument("--threads", type=int, default=0, help="usearch's threads for building and searching (0: all)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
@@ -192,12 +196,7 @@ def search_command(argv: list[str]) -> None:
     report_truncation(predictor, corpus, args.corpus, "passage")
     report_truncation(predictor, queries, args.queries, "query")
     fingerprint = model_fingerprint(args.model, predictor.card.to_dict())
-    folder = Path(args.index_dir) if args.index_dir else default_folder(args.corpus, args.model, fingerprint)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a read-only corpus folder: the search still runs, its vectors kept in a temporary one
-        folder = Path(tempfile.mkdtemp(prefix="n2m-index-"))
-        print(f"cannot keep the corpus's vectors next to it ({err.strerror}): they go to {folder}; see --index-dir")
+    folder = corpus_folder(args.corpus, args.model, fingerprint, args.index_dir)
     # everything the vectors depend on: a saved folder whose record differs is encoded again
     source = {"model": fingerprint, "texts_sha256": texts_sha256(corpus.texts)}
     saved = open_corpus(folder, predictor, corpus.texts, source, args.index, args.batch_size, progress=True,
