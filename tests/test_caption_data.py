@@ -16,7 +16,7 @@ from PIL import Image
 
 from n2m.errors import DataError
 from n2m.readers import READERS, read_caption_rows, read_records, references_by_image
-from n2m.readers.captions import list_item_lines
+from n2m.readers.tables import item_start_lines
 from n2m.shapes.n2m.caption_scores import CaptionVocabulary, object_count_scores, read_scene_objects
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ko-caption"
@@ -187,9 +187,12 @@ def test_coco_errors_name_the_entry(folder: Path) -> None:
         read_caption_rows(path, format="coco_captions")
 
 
-def test_list_item_lines_respects_strings_and_nesting() -> None:
+def test_item_start_lines_respects_strings_and_nesting() -> None:
     text = '{"a": "[{x", "images": [\n {"id": 1, "n": [{"z": 1}]},\n\n {"id": "}"}, 3\n], "b": [1]}'
-    assert list_item_lines(text) == {"images": [2, 4, 4], "b": [5]}
+    assert item_start_lines(text) == {"images": [2, 4, 4], "b": [5]}
+    # a top-level list; and a wrapper whose other values hold objects nested as deep as the list's items
+    assert item_start_lines('[\n{"a": [1]},\n\n"x"]') == {None: [2, 4]}
+    assert item_start_lines('{"meta": {"m": {"x": 1}},\n"data": [\n{"a": 1}]}') == {"data": [3]}
 
 
 # ---------------------------------------------------------------- object/count accuracy

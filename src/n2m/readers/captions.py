@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from n2m.errors import DataError
-from n2m.readers.tables import TABLE_READERS, Reader, Record, detect_format, open_text, visible
+from n2m.readers.tables import TABLE_READERS, Reader, Record, detect_format, item_start_lines, open_text, visible
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def read_coco_captions(path: str | Path, **_: Any) -> Iterator[Record]:
     hint = 'COCO captions hold {"images": [{"id", "file_name"}, ...], "annotations": [{"image_id", "caption"}, ...]}'
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations")):
         raise DataError("is not COCO captions JSON: expected `images` and `annotations` lists", path, 1, hint=hint)
-    lines = list_item_lines(text)
+    lines = item_start_lines(text)
     images: dict[Any, tuple[str, int]] = {}
     for i, entry in enumerate(data["images"]):
         line = item_line(lines, "images", i)
@@ -86,46 +86,7 @@ def read_coco_captions(path: str | Path, **_: Any) -> Iterator[Record]:
         yield Record(str(path), line, fields)
 
 
-def list_item_lines(text: str) -> dict[str, list[int]]:
-    """For each list under a top-level key, the lines where its items start (a cheap scan that respects
-    strings), so an error in `annotations[i]` names its line."""
-    found: dict[str, list[int]] = {}
-    level, line, in_str, escape = 0, 1, False, False
-    key, current, want_item, chars = "", "", False, []
-    for ch in text:
-        if ch == "\n":
-            line += 1
-        if in_str:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_str = False
-                key = "".join(chars)
-            else:
-                chars.append(ch)
-            continue
-        if current and level == 2 and want_item and not ch.isspace() and ch not in ",]":
-            found[current].append(line)  # an item of a top-level list starts here
-            want_item = False
-        if ch == '"':
-            in_str, chars = True, []
-        elif ch in "[{":
-            if level == 1 and ch == "[":
-                current, want_item = key, True
-                found.setdefault(current, [])
-            level += 1
-        elif ch in "]}":
-            level -= 1
-            if level == 1:
-                current = ""
-        elif ch == "," and level == 2:
-            want_item = True
-    return found
-
-
-def item_line(lines: dict[str, list[int]], key: str, index: int) -> int:
+def item_line(lines: dict[str | None, list[int]], key: str, index: int) -> int:
     starts = lines.get(key, [])
     return starts[index] if index < len(starts) else 1
 

@@ -170,15 +170,15 @@ def read_json(path: str | Path, **_: Any) -> Iterator[Record]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"is not valid JSON: {err.msg} (column {err.colno})", path, err.lineno) from None
-    wrapped = isinstance(data, dict)
-    if wrapped:  # {"data": [...]} wrappers are common
-        lists = [v for v in data.values() if isinstance(v, list)]
-        if len(lists) != 1:
+    key = None
+    if isinstance(data, dict):  # {"data": [...]} wrappers are common
+        keys = [k for k, v in data.items() if isinstance(v, list)]
+        if len(keys) != 1:
             raise DataError("expected a JSON list of objects (or an object holding exactly one list)", path, 1)
-        data = lists[0]
+        key, data = keys[0], data[keys[0]]
     if not isinstance(data, list):
         raise DataError(f"expected a JSON list of objects, got {type(data).__name__}", path, 1)
-    starts = _object_start_lines(text, depth=2 if wrapped else 1)
+    starts = item_start_lines(text).get(key, [])
     for i, obj in enumerate(data):
         line = starts[i] if i < len(starts) else None
         if not isinstance(obj, dict):
@@ -186,29 +186,45 @@ def read_json(path: str | Path, **_: Any) -> Iterator[Record]:
         yield Record(str(path), line or i + 1, obj)
 
 
-def _object_start_lines(text: str, depth: int) -> list[int]:
-    """Line numbers where objects nested `depth` levels deep start (a cheap scan that respects strings)."""
-    lines: list[int] = []
+def item_start_lines(text: str) -> dict[str | None, list[int]]:
+    """Where each item of a JSON document's lists starts, by line: a top-level list's under None, and each list a
+    top-level key holds under that key (a cheap scan that respects strings, for errors that name a line)."""
+    found: dict[str | None, list[int]] = {}
     level, line, in_str, escape = 0, 1, False, False
+    chars: list[str] = []
+    last = ""  # the last string read: the key of a list that opens at the top level
+    items: list[int] | None = None  # the open list's item lines
+    items_level, want = -1, False  # the open list's items' level; whether the next value starts an item
     for ch in text:
         if ch == "\n":
             line += 1
-        elif in_str:
+        if in_str:
             if escape:
                 escape = False
             elif ch == "\\":
                 escape = True
             elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
+                in_str, last = False, "".join(chars)
+            else:
+                chars.append(ch)
+            continue
+        if want and items is not None and not ch.isspace() and ch not in ",]":
+            items.append(line)
+            want = False
+        if ch == '"':
+            in_str, chars = True, []
         elif ch in "[{":
-            if ch == "{" and level == depth:
-                lines.append(line)
+            if ch == "[" and items is None and level <= 1:
+                items = found.setdefault(None if level == 0 else last, [])
+                items_level, want = level + 1, True
             level += 1
         elif ch in "]}":
             level -= 1
-    return lines
+            if level < items_level:
+                items, items_level, want = None, -1, False
+        elif ch == "," and level == items_level:
+            want = True
+    return found
 
 
 TABLE_READERS: dict[str, Reader] = {
