@@ -939,11 +939,36 @@ def suite_value(t: Json) -> str:
     return "—" if value is None else f2(value) if t.get("metric") in PERCENT else f4(value)
 
 
+def caption_dev_trials(root: Path) -> str | None:
+    r = load(root, "caption_dev_trials.json")
+    if r is None:
+        return None
+    rows = [[f"`{trial}`", " ".join(f"`{o}`" for o in t["overrides"]) or "(the recipe)",
+             f"{t['rows']:,} × {t['epochs']}", " / ".join(f2(x) for x in t["val_by_epoch"]["cider"]),
+             f2(t["best"].get("cider")), f2(t["best"].get("object_accuracy")), f2(t["best"].get("count_accuracy")),
+             f2(t["train_captions_per_s"]), f1(t["peak_rss_mb"]), t["date"]]
+            for trial, t in r.items()]  # fmt: skip
+    headers = ["trial", "overrides", "captions × epochs", "val CIDEr-D by epoch", "best", "objects right",
+               "counts right", "train captions/s", "peak RSS MB", "date"]  # fmt: skip
+    return page(
+        "Korean captioning: image encoders screened on validation",
+        "image encoders for `recipes/ko-caption.yaml`, each trained from scratch on one budget and judged on the "
+        '**validation** images only (greedy decoding; neither test split is read). "objects right" and "counts '
+        'right": the percentage of validation captions that name exactly the objects, and their counts, of the '
+        "image, at the epoch of best CIDEr-D (CIDEr-D ×100, as COCO reports it). Each row is one run.",
+        ["python benchmarks/caption_dev_trials.py vit swin        # CPU → caption_dev_trials.json"],
+        ["caption_dev_trials.json"],
+        f"{next(iter(r.values()))['machine']} (each trial's date in its row)",
+        table(headers, rows),
+    )
+
+
 PAGES: dict[str, Callable[[Path], str | None]] = {
     "sts_vs_hf": sts_vs_hf,
     "sts_same_model": sts_same_model,
     "sts_dev_trials": sts_dev_trials,
     "sts_seed_soup": sts_seed_soup,
+    "caption_dev_trials": caption_dev_trials,
     "ner_vs_hf": ner_vs_hf,
     "pos_vs_kiwi": pos_vs_kiwi,
     "seq2seq_vs_hf": seq2seq_vs_hf,
