@@ -57,6 +57,11 @@ def lr(x: float) -> str:
     return re.sub(r"e([-+])0*(\d)", r"e\1\2", f"{x:.0e}")
 
 
+def delta(x: float) -> str:
+    """A signed difference to 4 places; one that rounds to nothing is +0.0000, not -0.0000."""
+    return f"{round(x, 4) + 0.0:+.4f}"
+
+
 def times(x: float | None) -> str:
     return "—" if x is None else f"×{x:.2f}"
 
@@ -274,11 +279,12 @@ def sts_same_model(root: Path) -> str | None:
         ]
         if seeds:
             body += ["", "Each seed (test Pearson at the epoch of best dev Pearson):", ""]
+            pairs = [(k, n2m["seeds"][k], st["seeds"][k]) for k in n2m["seeds"]]
             body += table(["seed", "n2m Pearson", "ST Pearson", "n2m − ST", "n2m dev", "ST dev", "n2m pairs/s",
                            "ST pairs/s"],
-                          [[seed, f4(a["pearson"]), f4(b["pearson"]), f"{a['pearson'] - b['pearson']:+.4f}",
+                          [[seed, f4(a["pearson"]), f4(b["pearson"]), delta(a["pearson"] - b["pearson"]),
                             f4(a["val_pearson"]), f4(b["val_pearson"]), f2(a["samples_per_s"]), f2(b["samples_per_s"])]
-                           for seed, a, b in ((k, n2m["seeds"][k], st["seeds"][k]) for k in n2m["seeds"])])  # fmt: skip
+                           for seed, a, b in pairs])  # fmt: skip
             body += ["", f"Spread of test Pearson between seeds (standard deviation): n2m {f4(n2m['pearson_sd'])}, "
                          f"sentence-transformers {f4(st['pearson_sd'])}."]  # fmt: skip
         extra = {k: v for k, v in r.items() if k not in ("mode", "machine", "date", "st", "n2m", "seeds")}
@@ -295,6 +301,7 @@ def sts_same_model(root: Path) -> str | None:
         "left is the loop. The tool-against-tool comparison is [sts_vs_hf](sts_vs_hf.md).",
         [
             "python benchmarks/sts_same_model.py                       # CPU → sts_same_model.json",
+            "python benchmarks/sts_same_model.py --seeds 0 1 2         # each side once per seed, averaged",
             "python benchmarks/sts_same_model.py --accelerator gpu     # one GPU → sts_same_model.gpu.json",
         ],
         [name for _, name, _ in runs],
