@@ -148,3 +148,12 @@ def write_results(target: Path, name: str, results: dict[str, Any], markdown: st
     target.mkdir(parents=True, exist_ok=True)
     (target / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (target / f"{name}.md").write_text(markdown, encoding="utf-8")
+
+
+def n2m_command(*args: str) -> None:
+    """`python -m n2m.cli ARGS` in a child process from the repository root, benchmarks/ importable (so a recipe
+    run can take `_measure.TrainTimer` as a callback)."""
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join(filter(None, [str(root / "benchmarks"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=root, check=True, env=env)

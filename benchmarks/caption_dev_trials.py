@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, today, train_timer_arg  # noqa: E402
+from _measure import machine, n2m_command, today, train_timer_arg  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 RECIPE = "recipes/ko-caption.yaml"
@@ -36,12 +34,6 @@ TRIALS: dict[str, list[str]] = {
     "swin": ["--model.vision", json.dumps(SWIN)],
 }
 METRICS = ("cider", "bleu", "chrf", "object_accuracy", "count_accuracy")
-
-
-def n2m(*args: str) -> None:
-    path = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}  # benchmarks/ for `_measure.TrainTimer`
-    subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True, env=env)
 
 
 def by_epoch(root: Path) -> dict[str, list[float]]:
@@ -60,9 +52,9 @@ def main(names: list[str], collect: bool, rows: int, epochs: int) -> None:
     for name in names:
         root = ROOT / f"runs/trial-caption-{name}"
         if not collect:
-            n2m("fit", "--config", RECIPE, "--test_after_fit", "false", "--trainer.default_root_dir", str(root),
-                "--trainer.enable_progress_bar", "false", *budget, *TRIALS[name],
-                "--trainer.callbacks+", train_timer_arg(root / "train_time.json"))  # fmt: skip
+            n2m_command("fit", "--config", RECIPE, "--test_after_fit", "false", "--trainer.default_root_dir", str(root),
+                        "--trainer.enable_progress_bar", "false", *budget, *TRIALS[name],
+                        "--trainer.callbacks+", train_timer_arg(root / "train_time.json"))  # fmt: skip
         metrics = by_epoch(root)
         best = max(range(len(metrics["cider"])), key=metrics["cider"].__getitem__)
         timer = json.loads((root / "train_time.json").read_text(encoding="utf-8"))

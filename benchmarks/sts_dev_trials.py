@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import ACCELERATOR_ARGS, machine, today, train_timer_arg  # noqa: E402
+from _measure import ACCELERATOR_ARGS, machine, n2m_command, today, train_timer_arg  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 EMA = {
@@ -40,12 +38,6 @@ NO_ATTENTION_DROPOUT = ["--model.backbone_config", json.dumps({"attention_probs_
 NLI_STAGE = ROOT / "runs/kornli-bi"
 
 
-def n2m(*args: str) -> None:
-    path = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}  # benchmarks/ for `_measure.TrainTimer`
-    subprocess.run([sys.executable, "-m", "n2m.cli", *args], cwd=ROOT, check=True, env=env)
-
-
 def nli_stage() -> None:
     """The `nli` trial's first stage: recipes/kornli-bi.yaml (KorNLI as a bi-encoder) trained into runs/kornli-bi,
     resumed from its last checkpoint if one is there, and its best checkpoint exported; KorSTS starts from that.
@@ -53,10 +45,10 @@ def nli_stage() -> None:
     if (NLI_STAGE / "model").is_dir():
         return
     resume = ["--ckpt_path", "last"] if (NLI_STAGE / "checkpoints/last.ckpt").is_file() else []
-    n2m("fit", "--config", "recipes/kornli-bi.yaml", "--trainer.enable_progress_bar", "false", *resume,
-        "--trainer.callbacks+", train_timer_arg(NLI_STAGE / "train_time.json"))  # fmt: skip
+    n2m_command("fit", "--config", "recipes/kornli-bi.yaml", "--trainer.enable_progress_bar", "false", *resume,
+                "--trainer.callbacks+", train_timer_arg(NLI_STAGE / "train_time.json"))  # fmt: skip
     (best,) = NLI_STAGE.glob("checkpoints/best-*.ckpt")
-    n2m("export", str(best), str(NLI_STAGE / "model"))
+    n2m_command("export", str(best), str(NLI_STAGE / "model"))
 
 
 TRIALS: dict[str, list[str]] = {
@@ -121,9 +113,9 @@ def main(names: list[str], collect: bool, accelerator: str, backbone: str, deadl
         if not collect:
             if make_stage:
                 make_stage()
-            n2m("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false", "--trainer.default_root_dir",
-                str(root), "--trainer.enable_progress_bar", "false", "--data.backbone", backbone,
-                *ACCELERATOR_ARGS[accelerator], *TRIALS[name])  # fmt: skip
+            n2m_command("fit", "--config", "recipes/korsts.yaml", "--test_after_fit", "false",
+                        "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
+                        "--data.backbone", backbone, *ACCELERATOR_ARGS[accelerator], *TRIALS[name])  # fmt: skip
         # --collect keeps the date a trial was measured on
         date = results.get(name, {}).get("date", today()) if collect else today()
         results[name] = {"overrides": TRIALS[name], **best_dev(root), "machine": machine(), "date": date}
