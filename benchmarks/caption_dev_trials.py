@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def main(names: list[str], collect: bool, rows: int, epochs: int) -> None:
     for name in names:
         root = ROOT / f"runs/trial-caption-{name}"
         if not collect:
+            shutil.rmtree(root, ignore_errors=True)  # a fresh run: `by_epoch` reads every logged version in it
             n2m_command("fit", "--config", RECIPE, "--test_after_fit", "false", "--trainer.default_root_dir", str(root),
                         "--trainer.enable_progress_bar", "false", *budget, *TRIALS[name],
                         "--trainer.callbacks+", train_timer_arg(root / "train_time.json"))  # fmt: skip
