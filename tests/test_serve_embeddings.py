@@ -72,7 +72,7 @@ def served(sts_dir, corpus_file):
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "the corpus: 40 texts of" in output
-    assert "corpus ready: encoded and saved the vectors of 40 documents" in output and "(exact search" in output
+    assert "encoded and saved the vectors of 40 documents" in output and "(exact search" in output
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:

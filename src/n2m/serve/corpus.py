@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from n2m.shapes.n21.examples import Texts
-from n2m.shapes.n21.index import ExactIndex, VectorIndex, corpus_folder, model_fingerprint, open_corpus
-from n2m.shapes.n21.search import texts_sha256
+from n2m.shapes.n21.index import ExactIndex, VectorIndex
+from n2m.shapes.n21.search import kept_corpus
 
 MAX_TOP_K = 100  # hits per search request (the schema's `maximum`)
 
@@ -53,26 +53,11 @@ def encode_corpus(
 
 
 def open_served_corpus(
-    predictor: Any,
-    texts: Texts,
-    path: str | Path,
-    model: str,
-    backend: str,
-    *,
-    index: str = "auto",
-    index_dir: str | Path | None = None,
-    reencode: bool = False,
-    batch_size: int = 32,
+    predictor: Any, texts: Texts, path: str | Path, model: str, backend: str, **options: Any
 ) -> Corpus:
-    """A corpus file's vectors and index, kept beside it as `n2m search` keeps them. `backend` (e.g. `onnx
-    (model.int8.onnx)`) is part of what the vectors depend on: an int8 model's vectors are not fp32's."""
-    fingerprint = model_fingerprint(model, {**predictor.card.to_dict(), "backend": backend})
-    folder = corpus_folder(path, model, fingerprint, index_dir)
+    """A corpus file's vectors and index as `n2m search` keeps them (`n21.search.kept_corpus`, `options`)."""
     print(f"the corpus: {len(texts.texts)} texts of {path} (passage side)…", flush=True)
     started = time.perf_counter()
-    source = {"model": fingerprint, "texts_sha256": texts_sha256(texts.texts)}
-    saved = open_corpus(folder, predictor, texts.texts, source, index, batch_size, progress=True, reencode=reencode)
-    done = "read the saved vectors" if saved.reused else "encoded and saved the vectors"
-    print(f"corpus ready: {done} of {len(texts.texts)} documents in {saved.folder} ({saved.index.kind} search, "
-          f"{saved.vectors.shape[1]} dimensions), {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    saved = kept_corpus(predictor, texts.texts, path, model, backend=backend, **options)
+    print(f"corpus ready in {time.perf_counter() - started:.1f} s", flush=True)
     return Corpus(Path(path).name, texts.ids, texts.texts, saved.index)

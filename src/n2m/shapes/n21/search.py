@@ -36,6 +36,7 @@ from n2m.shapes.n21.examples import Texts, load_texts
 from n2m.shapes.n21.index import (
     EXACT_LIMIT,
     INDEX_CHOICES,
+    SavedCorpus,
     corpus_folder,
     exact_top_k,
     model_fingerprint,
@@ -151,6 +152,35 @@ def index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reencode", action="store_true", help="encode the corpus even where saved vectors match")
 
 
+def kept_corpus(
+    predictor: Any,
+    texts: Sequence[str],
+    corpus: str | Path,
+    model: str,
+    *,
+    backend: str = "torch",
+    index: str = "auto",
+    index_dir: str | Path | None = None,
+    reencode: bool = False,
+    batch_size: int = 64,
+    threads: int = 0,
+) -> SavedCorpus:
+    """A corpus file's passage vectors and index, kept beside it (`corpus_folder`) and read back when the model
+    and the texts match (`n2m search`, `n2m serve --corpus`); says which it did. Another `backend` than torch
+    (e.g. `onnx (model.int8.onnx)`) is part of what the vectors depend on: int8 vectors are not fp32's."""
+    card = predictor.card.to_dict() | ({} if backend == "torch" else {"backend": backend})
+    fingerprint = model_fingerprint(model, card)
+    folder = corpus_folder(corpus, model, fingerprint, index_dir)
+    # everything the vectors depend on: a saved folder whose record differs is encoded again
+    source = {"model": fingerprint, "texts_sha256": texts_sha256(texts)}
+    saved = open_corpus(folder, predictor, texts, source, index, batch_size, progress=True, reencode=reencode,
+                        threads=threads)  # fmt: skip
+    done = "read the saved" if saved.reused else "encoded and saved the"
+    print(f"{done} vectors of {len(texts)} documents in {saved.folder} ({saved.index.kind} search, "
+          f"{saved.vectors.shape[1]} dimensions)", flush=True)  # fmt: skip
+    return saved
+
+
 def encode_command(argv: list[str]) -> None:
     """`n2m encode MODEL --input FILE --column text --output X.npy|X.parquet`: one vector per row, in file order."""
     parser = argparse.ArgumentParser(prog="n2m encode", description=encode_command.__doc__)
@@ -195,14 +225,8 @@ def search_command(argv: list[str]) -> None:
     predictor = load_embedder(args.model, args.device)
     report_truncation(predictor, corpus, args.corpus, "passage")
     report_truncation(predictor, queries, args.queries, "query")
-    fingerprint = model_fingerprint(args.model, predictor.card.to_dict())
-    folder = corpus_folder(args.corpus, args.model, fingerprint, args.index_dir)
-    # everything the vectors depend on: a saved folder whose record differs is encoded again
-    source = {"model": fingerprint, "texts_sha256": texts_sha256(corpus.texts)}
-    saved = open_corpus(folder, predictor, corpus.texts, source, args.index, args.batch_size, progress=True,
-                        reencode=args.reencode, threads=args.threads)  # fmt: skip
-    done = "read the saved" if saved.reused else "encoded and saved the"
-    print(f"{done} vectors of {len(corpus.texts)} documents in {saved.folder} ({saved.index.kind} search)")
+    saved = kept_corpus(predictor, corpus.texts, args.corpus, args.model, index=args.index, index_dir=args.index_dir,
+                        reencode=args.reencode, batch_size=args.batch_size, threads=args.threads)  # fmt: skip
     asked = predictor.encode(queries.texts, args.batch_size, kind="query", progress=True)
     scores, rows = saved.search(asked, args.top_k)
     hits = [
