@@ -1,6 +1,7 @@
 """Korean image captioning, n2m vs Hugging Face `Seq2SeqTrainer`, same machine, model, data, epochs, decoding.
 
-(a) HF, as a user writes it: a `VisionEncoderDecoderModel` of the same ViT or Swin configuration (from scratch), the
+(a) HF, as a user writes it: a `VisionEncoderDecoderModel` of the recipe's image encoder (the same Hugging Face
+    class and configuration, from scratch, built by `n2m.shapes.n2m.vision.image_encoder_from_scratch`), the
     same text decoder (the recipe's vocabulary-trimmed e5-small, its first `decoder_layers` layers, new
     cross-attention), the same two learning rates (an AdamW passed to the trainer: the new parts at head_lr),
     `ViTImageProcessor` with the recipe's size, mean and std (bicubic), each image decoded when its row is
@@ -144,17 +145,14 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
         GenerationConfig,
         Seq2SeqTrainer,
         Seq2SeqTrainingArguments,
-        SwinConfig,
-        SwinModel,
         TrainerCallback,
         VisionEncoderDecoderModel,
-        ViTConfig,
         ViTImageProcessor,
-        ViTModel,
     )
 
     from n2m.shapes.n2m.caption_metrics import CaptionMetrics
     from n2m.shapes.n2m.images import ImageAugmentation, augment
+    from n2m.shapes.n2m.vision import VisionSize, image_encoder_from_scratch
 
     recipe = yaml.safe_load(Path(config["recipe"]).read_text(encoding="utf-8"))
     model_cfg, data_cfg = recipe["model"], recipe["data"]
@@ -165,26 +163,8 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     folder = data.backbone_dir  # the same trimmed e5-small n2m builds from
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    dropout = {
-        "hidden_dropout_prob": vision.get("dropout", 0.0),
-        "attention_probs_dropout_prob": vision.get("dropout", 0.0),
-    }
-    if vision.get("kind", "vit") == "swin":  # the recipe's Swin, as a user configures HF's
-        stages = vision.get("stages", 3)
-        encoder = SwinModel(
-            SwinConfig(image_size=images["size"], patch_size=vision["patch_size"], embed_dim=vision["hidden_size"],
-                       depths=[vision["layers"]] * stages, num_heads=[vision["heads"] * 2**i for i in range(stages)],
-                       window_size=vision.get("window", 6), mlp_ratio=vision["ffn_size"] / vision["hidden_size"],
-                       **dropout),
-            add_pooling_layer=False,
-        )  # fmt: skip
-    else:
-        encoder = ViTModel(
-            ViTConfig(image_size=images["size"], patch_size=vision["patch_size"], hidden_size=vision["hidden_size"],
-                      num_hidden_layers=vision["layers"], num_attention_heads=vision["heads"],
-                      intermediate_size=vision["ffn_size"], **dropout),
-            add_pooling_layer=False,
-        )  # fmt: skip
+    # the recipe's image encoder, the same Hugging Face model class and configuration on both sides
+    encoder = image_encoder_from_scratch(VisionSize(**vision), images["size"])
     decoder = AutoModelForCausalLM.from_pretrained(
         folder, is_decoder=True, add_cross_attention=True, num_hidden_layers=model_cfg["decoder_layers"]
     )

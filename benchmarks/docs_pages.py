@@ -963,7 +963,10 @@ def caption_dev_trials(root: Path) -> str | None:
         '**validation** images only (greedy decoding; neither test split is read). "objects right" and "counts '
         'right": the percentage of validation captions that name exactly the objects, and their counts, of the '
         "image, at the epoch of best CIDEr-D (CIDEr-D ×100, as COCO reports it). Each row is one run.",
-        ["python benchmarks/caption_dev_trials.py vit swin        # CPU → caption_dev_trials.json"],
+        [
+            "python benchmarks/caption_dev_trials.py vit cnn_no_smoothing --rows 9981 --epochs 4   # CPU, ~15 min each",
+            "python benchmarks/caption_dev_trials.py swin --rows 2000 --epochs 2",
+        ],
         ["caption_dev_trials.json"],
         f"{next(iter(r.values()))['machine']} (each trial's date in its row)",
         table(headers, rows),

@@ -28,10 +28,12 @@ from n2m.shapes.n2m.images import ImageAugmentation, ImageError, ImageOptions, a
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes/ko-caption.yaml"
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 170, 60)}
-TINY_VISION = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "patch_size": 8}
+TINY_VISION = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "patch_size": 8, "stem": "patch"}
 # two stages: 8 × 8 patches of 4 pixels in windows of 4, merged to 4 × 4 patches 32 wide
 TINY_SWIN = {"kind": "swin", "hidden_size": 16, "layers": 1, "heads": 2, "ffn_size": 64, "patch_size": 4,
-             "stages": 2, "window": 4}  # fmt: skip
+             "stages": 2, "window": 4, "stem": "patch"}  # fmt: skip
+# the ViT with stride-2 convolutions computing its 8-pixel patches' tokens, and no attention layers: a CNN
+TINY_CNN = {**TINY_VISION, "hidden_size": 64, "layers": 0, "stem": "conv"}
 IMAGE_SIZE = 32
 
 
@@ -210,10 +212,15 @@ def test_fit_test_export_predict_and_stream(tiny_backbone, caption_files, tmp_pa
         predictor.predict([str(path), b"hello, not a picture"])
 
 
-@pytest.mark.parametrize("vision", [TINY_VISION, TINY_SWIN], ids=["vit", "swin"])
-def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path, vision):
+@pytest.mark.parametrize(
+    ("vision", "model_type"),
+    [(TINY_VISION, "vit"), (TINY_CNN, "n2m_vit_conv_stem"), (TINY_SWIN, "swin")],
+    ids=["vit", "conv-stem", "swin"],
+)
+def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path, vision, model_type):
     """Two pictures, one caption each, trained until it tells them apart: colour and side come from the image,
-    through either image encoder, and survive the export (the Swin one is read back as Swin)."""
+    through each image encoder, and survive the export (each encoder is read back as itself, the convolutional
+    stem with its batch-norm statistics)."""
     (tmp_path / "images").mkdir()
     rows = []
     for name, (colour, side) in {"r": ("red", "left"), "b": ("blue", "right")}.items():
@@ -231,13 +238,16 @@ def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path, vision):
             "label_smoothing": 0.0,
             "vision": vision,
         },
-        data={"images": {"size": IMAGE_SIZE}},
+        # the convolutional stem's batch norm needs batches of both pictures (one picture is normalized away):
+        # one batch of all 16 rows, and twice the steps (it learns colour more slowly than the ViT)
+        data={"images": {"size": IMAGE_SIZE}, **({"batch_size": 16} if vision.get("stem") == "conv" else {})},
     )
-    fit(tmp_path, config, "--trainer.max_epochs", "30", "--trainer.check_val_every_n_epoch", "30")
+    epochs = "120" if vision.get("stem") == "conv" else "30"
+    fit(tmp_path, config, "--trainer.max_epochs", epochs, "--trainer.check_val_every_n_epoch", epochs)
     results = json.loads((tmp_path / "run/results.json").read_text())
     main(["export", results["best_checkpoint"], str(tmp_path / "export")])
     encoder = json.loads((tmp_path / "export/config.json").read_text())["encoder"]["model_type"]
-    assert encoder == vision.get("kind", "vit")
+    assert encoder == model_type
     predictor = Predictor.from_pretrained(tmp_path / "export")
     red, blue = predictor.predict([tmp_path / "images/r.png", tmp_path / "images/b.png"])
     assert (red.text, blue.text) == ("a red square on the left", "a blue square on the right")
@@ -293,6 +303,9 @@ def test_an_image_size_the_encoder_cannot_cut_says_why(tiny_backbone):
     with pytest.raises(ValueError, match=r"`vision\.kind` is `vit` or `swin`, not 'cnn'"):
         build_captioner("warm_start", tiny_backbone, None, _ids(tiny_backbone), 32,
                         vision=VisionSize(**{**TINY_SWIN, "kind": "cnn"}))  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(ValueError, match=r"`vision\.stem` is `patch`, or `conv` for a `vit`; not 'conv' for 'swin'"):
+        build_captioner("warm_start", tiny_backbone, None, _ids(tiny_backbone), 32,
+                        vision=VisionSize(**{**TINY_SWIN, "stem": "conv"}))  # fmt: skip
 
 
 def test_a_wrong_image_size_for_a_pretrained_encoder_says_what_to_set(tiny_backbone, caption_files, tmp_path):

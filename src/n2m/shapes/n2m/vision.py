@@ -34,6 +34,7 @@ from transformers.utils import logging as hf_logging
 
 from n2m.core.card import ModelCard
 from n2m.core.encoder import build_encoder
+from n2m.shapes.n2m.conv_stem import ConvStemViTConfig, StemNorm
 from n2m.shapes.n2m.warm_start import warm_decoder
 
 IMAGE_INPUTS = ["image"]
@@ -44,7 +45,9 @@ class VisionSize:
     """An image encoder built from scratch, of one of two kinds.
 
     - `vit`: ViT, pre-LN blocks over `patch_size` patches. `hidden_size` 384 matches e5-small's width, so
-      cross-attention needs no projection.
+      cross-attention needs no projection. `stem: conv` computes each patch's token with stride-2 convolutions
+      instead of one linear map, normalized by `stem_norm` (`n2m.shapes.n2m.conv_stem`: a from-scratch
+      captioner learns to use the image).
     - `swin`: Swin Transformer (Liu et al. 2021), attention within `window` × `window` patches of `patch_size`
       pixels, in `stages` stages that each halve the grid and double the width and heads (`hidden_size`, `heads`:
       the first stage's; `layers`: blocks per stage; `ffn_size` / `hidden_size`: the MLP ratio). Its local windows
@@ -61,6 +64,8 @@ class VisionSize:
     dropout: float = 0.0
     stages: int = 3  # swin
     window: int = 6  # swin
+    stem: Literal["patch", "conv"] = "patch"  # vit
+    stem_norm: StemNorm = "batch"  # vit, stem: conv
 
 
 def is_captioner(card: ModelCard | dict[str, Any]) -> bool:
@@ -74,8 +79,12 @@ def image_encoder_from_scratch(size: VisionSize, image_size: int) -> PreTrainedM
     if image_size % grid:
         raise ValueError(f"image size {image_size} is not a multiple of {grid} pixels, the side of the "
                          f"{size.kind} encoder's coarsest patch")  # fmt: skip
+    if size.stem not in ("patch", "conv") or (size.stem == "conv" and size.kind != "vit"):
+        raise ValueError(f"`vision.stem` is `patch`, or `conv` for a `vit`; not {size.stem!r} for {size.kind!r}")
     if size.kind == "vit":
-        config: PretrainedConfig = ViTConfig(
+        conv = {"stem_norm": size.stem_norm} if size.stem == "conv" else {}
+        config: PretrainedConfig = (ConvStemViTConfig if conv else ViTConfig)(
+            **conv,
             image_size=image_size,
             patch_size=size.patch_size,
             hidden_size=size.hidden_size,
