@@ -4,7 +4,9 @@
 pairs never seen in training) are picked by `torch.randperm` with `--seed`, not by hand. The run's best
 checkpoint is exported (if it is not already) and captions them with the recipe's decoding, through the exported
 Predictor. The images are copied to docs/caption-samples/; writes benchmarks/results/caption_samples.md (image,
-the model's caption, a reference, whether the caption names exactly the objects and counts in the image).
+the model's caption, a reference, whether the caption names exactly the objects and counts in the image), after
+a table of each split scored whole through that Predictor (CIDEr-D, BLEU, chrF, objects and counts right): the
+ordinary test split beside the held-out combinations.
 
     n2m fit --config recipes/ko-caption.yaml
     python benchmarks/caption_samples.py
@@ -18,6 +20,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -27,6 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import machine, today  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-caption.yaml"
+README_START, README_END = "<!-- caption-samples:start -->", "<!-- caption-samples:end -->"
 SPLITS = {"test": ROOT / "data/ko-caption/test.jsonl", "test_novel": ROOT / "data/ko-caption/test_novel.jsonl"}
 
 
@@ -41,7 +45,8 @@ def main() -> None:
 
     from n2m.core.export import export_checkpoint
     from n2m.core.predictor import Predictor
-    from n2m.shapes.n2m.caption_scores import CaptionVocabulary, read_objects, read_scene_objects
+    from n2m.shapes.n2m.caption_metrics import CaptionMetrics, SceneTruth
+    from n2m.shapes.n2m.caption_scores import CaptionVocabulary, read_objects
     from n2m.shapes.n2m.data import Seq2SeqDataModule
     from n2m.shapes.n2m.examples import Seq2SeqColumns
     from n2m.shapes.n2m.images import ImageOptions
@@ -60,30 +65,61 @@ def main() -> None:
     lines = [
         f"Korean image captioning (recipes/ko-caption.yaml): {args.n} images of each test split picked by "
         f"`torch.randperm(seed={args.seed})`; decoding as in the recipe ({predictor.generation.num_beams} beams). "
-        f"Test scores of this checkpoint: {test_scores}. {today()}, {machine()}.",
+        f"`n2m fit`'s own test of this checkpoint: {test_scores}. {today()}, {machine()}.",
     ]
+    model_cfg = config["model"]
+    truth = SceneTruth([str(ROOT / f) for f in model_cfg["scenes"]], str(ROOT / model_cfg["caption_vocabulary"]))
+    splits, scores = {}, {}
     for split, file in SPLITS.items():
         data_cfg = dict(config["data"], columns=Seq2SeqColumns(**config["data"]["columns"]), test=str(file))
         data_cfg["images"] = ImageOptions(**data_cfg["images"])
-        test = Seq2SeqDataModule(**data_cfg).read_splits("test")["test"]  # one example per image, all captions
-        truth = {p.resolve(): v for p, v in read_scene_objects(file.with_suffix(".scenes.jsonl")).items()}
+        splits[split] = Seq2SeqDataModule(**data_cfg).read_splits("test")["test"]  # an example per image
+        metrics = CaptionMetrics(model_cfg["metrics"], model_cfg["bleu_tokenize"], truth)
+        texts = [c.text for c in predictor.predict([ex.source for ex in splits[split]])]
+        metrics.update(texts, [ex.references for ex in splits[split]], [ex.source for ex in splits[split]])
+        scores[split] = metrics.compute()
+    names = {"cider": "CIDEr-D", "bleu": "BLEU", "chrf": "chrF", "object_accuracy": "objects right %",
+             "count_accuracy": "counts right %"}  # fmt: skip
+    lines += ["", "Each split scored whole through the exported Predictor:", "",
+              "| split | images | " + " | ".join(names.values()) + " |", "|---|---|" + "---|" * len(names)]  # fmt: skip
+    for split, score in scores.items():
+        lines.append(f"| {split} | {len(splits[split])} | " + " | ".join(f"{score[k]:.2f}" for k in names) + " |")
+    samples: list[tuple[str, list[list[Any]]]] = []  # (heading, [image path, caption, reference, right])
+    for split, test in splits.items():
         order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))
         chosen = [test[i] for i in sorted(order[: args.n].tolist())]
         captions = predictor.predict([ex.source for ex in chosen])
         what = "held-out combinations (never in training)" if split == "test_novel" else "ordinary test split"
-        header = "| image | model's caption | a reference | objects and counts right |"
-        lines += ["", f"**{split}** ({what}, {len(test)} images)", "", header, "|---|---|---|---|"]
+        rows = []
         for ex, caption in zip(chosen, captions, strict=True):
-            source = Path(ex.source)
-            target = images / f"{split}-{source.name}"
-            shutil.copyfile(source, target)
-            right = read_objects(caption.text, vocabulary, "ko") == dict(truth[source.resolve()])
-            link = os.path.relpath(target.resolve(), out.parent.resolve())
-            cells = [f"![{source.name}]({link})", caption.text, ex.references[0], "yes" if right else "no"]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            target = images / f"{split}-{Path(ex.source).name}"
+            shutil.copyfile(ex.source, target)
+            right = read_objects(caption.text, vocabulary, "ko") == dict(truth.of(ex.source))
+            rows.append([target, caption.text, ex.references[0], "yes" if right else "no"])
+        samples.append((f"**{split}** ({what}, {len(test)} images)", rows))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.write_text("\n".join(lines + sample_tables(samples, out.parent)) + "\n", encoding="utf-8")
+    readme = ROOT / "README.md"
+    block = [f"Scores and samples from [`{out.relative_to(ROOT)}`]({out.relative_to(ROOT)}) "
+             f"(`python benchmarks/caption_samples.py`, {today()}, {machine()}):", "", *lines[2:],
+             *sample_tables(samples, ROOT)]  # fmt: skip
+    text = readme.read_text(encoding="utf-8")
+    head, rest = text.split(README_START, 1)
+    readme.write_text(head + README_START + "\n" + "\n".join(block) + "\n" + README_END + rest.split(README_END, 1)[1],
+                      encoding="utf-8")  # fmt: skip
     print("\n".join(lines))
+
+
+def sample_tables(samples: list[tuple[str, list[list[Any]]]], base: Path) -> list[str]:
+    """The sample rows as Markdown tables, images linked relative to `base` (the page's folder)."""
+    lines = []
+    for heading, rows in samples:
+        lines += ["", heading, "", "| image | model's caption | a reference | objects and counts right |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for image, *cells in rows:
+            link = os.path.relpath(Path(image).resolve(), base.resolve())
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [f"![{image.name}]({link})", *cells]) + " |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -878,9 +878,12 @@ def quick_parity(root: Path) -> str | None:
 RECIPE_METRICS = {
     "test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1",
     "test/f1": "entity F1", "test/precision": "precision", "test/recall": "recall", "test/mrr10": "MRR@10",
-    "test/bleu": "BLEU", "test/rouge1": "ROUGE-1", "test/rouge2": "ROUGE-2", "test/rougeL": "ROUGE-L",
+    "test/cider": "CIDEr-D", "test/bleu": "BLEU", "test/rouge1": "ROUGE-1", "test/rouge2": "ROUGE-2",
+    "test/rougeL": "ROUGE-L", "test/object_accuracy": "objects right %", "test/count_accuracy": "counts right %",
 }  # fmt: skip
-PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL"}  # 0–100
+# 0–100 (CIDEr-D ×100, as COCO reports it)
+PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL", "test/cider",
+           "test/object_accuracy", "test/count_accuracy"}  # fmt: skip
 
 
 def recipe_metrics(test: Json) -> str:
