@@ -32,8 +32,8 @@ class ConvStemViTConfig(ViTConfig):
 
     Batch norm is the default because it is what learned: in a short probe on the captioning recipe (not kept as a
     benchmark), one-group norm left the loss with each batch's images rolled equal to the loss with the right
-    ones, where batch norm's was already lower. Its cost: a training batch must hold different images (a batch of one picture normalizes
-    the picture away), which shuffled or length-grouped batches of many images do."""
+    ones, where batch norm's was already lower. Its cost: a training batch must hold different images (a batch of
+    one picture normalizes the picture away), which shuffled or length-grouped batches of many images do."""
 
     model_type = "n2m_vit_conv_stem"
 
