@@ -89,7 +89,7 @@ def main() -> None:
         order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))
         chosen = [test[i] for i in sorted(order[: args.n].tolist())]
         captions = predictor.predict([ex.source for ex in chosen])
-        what = "held-out combinations (never in training)" if split == "test_novel" else "ordinary test split"
+        what = "held-out combinations, never in training" if split == "test_novel" else "the ordinary test split"
         rows = []
         for ex, caption in zip(chosen, captions, strict=True):
             target = images / f"{split}-{Path(ex.source).name}"

@@ -886,9 +886,9 @@ PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2"
            "test/object_accuracy", "test/count_accuracy"}  # fmt: skip
 
 
-def recipe_metrics(test: Json) -> str:
+def recipe_metrics(test: Json, marker: Json | None = None) -> str:
     names = dict(RECIPE_METRICS)
-    for key, label in chrf_keys(test, prefix="test/"):
+    for key, label in chrf_keys(test, marker, prefix="test/"):
         names[key] = label
     order = [k for k in (*RECIPE_METRICS, "test/chrf", "test/chrf++") if k in test and k in names]
     return ", ".join(f"{names[k]} {f2(test[k]) if k in PERCENT else f4(test[k])}" for k in order)
@@ -902,7 +902,7 @@ def recipes(root: Path) -> str | None:
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
         best = Path(r["best_checkpoint"]).name.removesuffix(".ckpt") if r.get("best_checkpoint") else "last"
-        rows.append([f"`{r['command']}`", r.get("test_file", ""), recipe_metrics(r["test"]), best,
+        rows.append([f"`{r['command']}`", r.get("test_file", ""), recipe_metrics(r["test"], r), best,
                      f"{r['fit_wall_s'] / 60:.0f} min", r["machine"], r["date"]])  # fmt: skip
     return page(
         "Every recipe, trained in full",

@@ -35,6 +35,7 @@ def main(recipe: str, run_dir: str | None = None) -> None:
         "command": f"n2m fit --config recipes/{recipe}.yaml",
         "test_file": test_split(config["data"]),
         **({"run_dir": run_dir} if run_dir else {}),
+        "chrf_word_order": 0,  # n2m's `chrf` is characters only (chrF); `chrf++` is reported under its own name
         **report,
     }
     target = ROOT / "results/recipes" / f"{recipe}.json"
