@@ -121,7 +121,9 @@ def run_n2m(config: dict[str, Any], out: str) -> dict[str, Any]:
     # the chosen checkpoint on the held-out combinations
     task = Seq2SeqTask.load_from_checkpoint(report["best_checkpoint"], map_location="cpu", weights_only=True)
     novel = recipe_data(Path(config["recipe"]), config["quick"], config["novel"])
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False, accelerator="cpu")
+    # its root: where the task writes the split's test_generations.jsonl (Lightning's default is the working folder)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False, accelerator="cpu",
+                        default_root_dir=str(Path(out, "novel")))  # fmt: skip
     novel_scores = trainer.test(task, datamodule=novel)[0]
     return {
         **{m: round(report["test"][f"test/{m}"], 2) for m in METRICS},
