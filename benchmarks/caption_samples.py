@@ -46,7 +46,7 @@ def main() -> None:
     from n2m.core.export import export_checkpoint
     from n2m.core.predictor import Predictor
     from n2m.shapes.n2m.caption_metrics import CaptionMetrics, SceneTruth
-    from n2m.shapes.n2m.caption_scores import CaptionVocabulary, read_objects
+    from n2m.shapes.n2m.caption_scores import read_objects
     from n2m.shapes.n2m.data import Seq2SeqDataModule
     from n2m.shapes.n2m.examples import Seq2SeqColumns
     from n2m.shapes.n2m.images import ImageOptions
@@ -58,7 +58,6 @@ def main() -> None:
         export_checkpoint(report["best_checkpoint"], model_dir)
     predictor = Predictor.from_pretrained(model_dir)
     config = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
-    vocabulary = CaptionVocabulary.load(ROOT / config["model"]["caption_vocabulary"])
     out, images = Path(args.out), Path(args.images)
     images.mkdir(parents=True, exist_ok=True)
     test_scores = {k.removeprefix("test/"): round(v, 2) for k, v in report["test"].items() if k != "test/loss"}
@@ -69,14 +68,14 @@ def main() -> None:
     ]
     model_cfg = config["model"]
     truth = SceneTruth([str(ROOT / f) for f in model_cfg["scenes"]], str(ROOT / model_cfg["caption_vocabulary"]))
-    splits, scores = {}, {}
+    splits, captions, scores = {}, {}, {}
     for split, file in SPLITS.items():
         data_cfg = dict(config["data"], columns=Seq2SeqColumns(**config["data"]["columns"]), test=str(file))
         data_cfg["images"] = ImageOptions(**data_cfg["images"])
         splits[split] = Seq2SeqDataModule(**data_cfg).read_splits("test")["test"]  # an example per image
         metrics = CaptionMetrics(model_cfg["metrics"], model_cfg["bleu_tokenize"], truth)
-        texts = [c.text for c in predictor.predict([ex.source for ex in splits[split]])]
-        metrics.update(texts, [ex.references for ex in splits[split]], [ex.source for ex in splits[split]])
+        captions[split] = [c.text for c in predictor.predict([ex.source for ex in splits[split]])]
+        metrics.update(captions[split], [ex.references for ex in splits[split]], [ex.source for ex in splits[split]])
         scores[split] = metrics.compute()
     names = {"cider": "CIDEr-D", "bleu": "BLEU", "chrf": "chrF", "object_accuracy": "objects right %",
              "count_accuracy": "counts right %"}  # fmt: skip
@@ -87,15 +86,14 @@ def main() -> None:
     samples: list[tuple[str, list[list[Any]]]] = []  # (heading, [image path, caption, reference, right])
     for split, test in splits.items():
         order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))
-        chosen = [test[i] for i in sorted(order[: args.n].tolist())]
-        captions = predictor.predict([ex.source for ex in chosen])
         what = "held-out combinations, never in training" if split == "test_novel" else "the ordinary test split"
         rows = []
-        for ex, caption in zip(chosen, captions, strict=True):
+        for i in sorted(order[: args.n].tolist()):  # their captions are the ones just scored
+            ex, caption = test[i], captions[split][i]
             target = images / f"{split}-{Path(ex.source).name}"
             shutil.copyfile(ex.source, target)
-            right = read_objects(caption.text, vocabulary, "ko") == dict(truth.of(ex.source))
-            rows.append([target, caption.text, ex.references[0], "yes" if right else "no"])
+            right = read_objects(caption, truth.vocabulary, "ko") == dict(truth.of(ex.source))
+            rows.append([target, caption, ex.references[0], "yes" if right else "no"])
         samples.append((f"**{split}** ({what}, {len(test)} images)", rows))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines + sample_tables(samples, out.parent)) + "\n", encoding="utf-8")
