@@ -75,6 +75,25 @@ def test_length_grouped_sampler_groups_and_covers() -> None:
     assert list(sampler) != order  # a new order for the next epoch
 
 
+def test_group_by_length_pool_size_trades_padding_for_mixing(tiny_backbone, korsts_slice) -> None:
+    """`group_by_length: N` cuts each batch from a pool of N batches: a small pool mixes lengths more than the
+    default pool of 50 and less than a random order."""
+
+    def spread(group_by_length: bool | int) -> float:
+        data = TextDataModule(train=str(korsts_slice["train"]), columns=STS, batch_size=8, backbone=tiny_backbone,
+                              objective="regression", max_length=48, cache_tokens=False,
+                              group_by_length=group_by_length)  # fmt: skip
+        data.setup("fit")
+        lengths = data.datasets["train"].lengths
+        loader = data.train_dataloader()
+        order = list(loader.sampler)
+        assert sorted(order) == list(range(len(lengths)))  # every row once, whatever the pool
+        batches = [order[i : i + 8] for i in range(0, len(order), 8)]
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+
+    assert spread(True) < spread(2) < spread(False)
+
+
 def test_cosent_prefers_correct_ranking() -> None:
     target = torch.tensor([0.1, 0.5, 0.9])
     right = cosent_loss(torch.tensor([0.0, 0.4, 0.8]), target)

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from n2m.backbones import resolve_backbone, trimmed_backbone
 from n2m.core.card import Encoding, ModelCard
-from n2m.core.samplers import LengthGroupedSampler, ShuffledSampler, SortedByLengthSampler
+from n2m.core.samplers import LENGTH_POOL, LengthGroupedSampler, ShuffledSampler, SortedByLengthSampler
 from n2m.core.splits import carve
 from n2m.core.token_cache import cached_tokens
 from n2m.errors import DataError
@@ -108,7 +108,11 @@ def train_position(trainer: L.Trainer) -> dict[str, int]:
 
 class ShapeDataModule(L.LightningDataModule):
     """Base of the shapes' DataModules. Their hparams hold at least `backbone`, `trim_vocab`, `vocab_corpus`,
-    `batch_size`, `eval_batch_size`, `group_by_length`, `num_workers`, `split_seed` and `cache_tokens`."""
+    `batch_size`, `eval_batch_size`, `group_by_length`, `num_workers`, `split_seed` and `cache_tokens`.
+
+    `group_by_length`: training batches of like lengths (less padding), each cut from a shuffled pool of that
+    many batches sorted by length (True: 50); smaller pools mix more. False: a random order. Evaluation is sorted
+    by length whenever it is not False."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,8 +235,9 @@ class ShapeDataModule(L.LightningDataModule):
         start, self.train_start = self.train_start, {"epoch": 0, "batches": 0}
         epoch = start["epoch"]
         if h.group_by_length:
+            pool = LENGTH_POOL if h.group_by_length is True else int(h.group_by_length)
             lengths = data.lengths  # type: ignore[attr-defined]
-            sampler: Any = LengthGroupedSampler(lengths, h.batch_size, seed=h.split_seed, epoch=epoch)
+            sampler: Any = LengthGroupedSampler(lengths, h.batch_size, seed=h.split_seed, mega_factor=pool, epoch=epoch)
         else:
             sampler = ShuffledSampler(len(data), seed=h.split_seed, epoch=epoch)  # type: ignore[arg-type]
         return self.loader(data, h.batch_size, sampler, skip=start["batches"])

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
+LENGTH_POOL = 50  # batches per length-sorted pool, as Hugging Face's `group_by_length` (its `megabatch_mult`)
+
 
 class LengthGroupedSampler(Sampler[int]):
     """Shuffled order in which each run of `batch_size` indices has similar lengths.
@@ -18,7 +20,7 @@ class LengthGroupedSampler(Sampler[int]):
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_factor: int = 50, epoch: int = 0
+        self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_factor: int = LENGTH_POOL, epoch: int = 0
     ) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size

@@ -68,7 +68,7 @@ class TextDataModule(ShapeDataModule):
         max_length: int = MAX_LENGTH,
         text_prefix: str = "",
         swap_pairs: bool = False,
-        group_by_length: bool = True,
+        group_by_length: bool | int = True,
         num_workers: int = 0,
         cache_tokens: bool = True,
         trim_vocab: bool = False,

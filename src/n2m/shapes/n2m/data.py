@@ -138,7 +138,7 @@ class Seq2SeqDataModule(ShapeDataModule):
         max_target_length: int = MAX_LENGTH,
         text_prefix: str = "",
         join: str = " ",
-        group_by_length: bool = True,
+        group_by_length: bool | int = True,
         num_workers: int = 0,
         cache_tokens: bool = True,
         trim_vocab: bool = True,

@@ -69,7 +69,7 @@ class TokenDataModule(ShapeDataModule):
         eval_batch_size: int | None = None,
         max_length: int = MAX_LENGTH,
         text_prefix: str = "",
-        group_by_length: bool = True,
+        group_by_length: bool | int = True,
         num_workers: int = 0,
         cache_tokens: bool = True,
         trim_vocab: bool = False,
