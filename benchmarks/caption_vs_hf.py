@@ -18,8 +18,9 @@ attribute combinations never seen in training). Training throughput is training 
 of the training loop, each epoch's validation taken out (as the other benchmarks time it: reading and batching
 the images count, HF's per-row decoding as n2m's cache), and, apart, per second of the optimizer steps alone
 (the model's compute and the loop around it, no data loading); generation throughput is generated tokens per
-second of the test split's batches with the test decoding (its scoring excluded). Each system runs in its own
-child process, so its peak RSS is its own.
+second of the test split's batches with the test decoding (the split's scoring at its end excluded; n2m's
+batches still count their BLEU and chrF n-grams, HF's `predict` does not). Each system runs in its own child
+process, so its peak RSS is its own.
 Writes benchmarks/results/caption_vs_hf.json (or .quick.json) and a Markdown table beside it.
 
     python benchmarks/caption_vs_hf.py --quick   # 256 training rows, 32 val, 32 test, 1 epoch: a few minutes

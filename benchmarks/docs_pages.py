@@ -1034,7 +1034,8 @@ def caption_vs_hf(root: Path) -> str | None:
         "is each tool's own data path and loop (n2m decodes each image once and caches it; HF decodes it each time "
         "its row is drawn). Train images/s: (image, caption) rows per second of the training loop, validation taken "
         "out, reading the images included; images/s in steps: per second of optimizer steps alone (no data "
-        "loading). Generated tokens/s: over the test split's batches, beam search as the recipe sets.",
+        "loading). Generated tokens/s: over the test split's batches, beam search as the recipe sets (n2m's "
+        "batches also count their BLEU and chrF n-grams; HF's `predict` scores afterwards).",
         [
             "python benchmarks/caption_vs_hf.py --quick   # 256 rows, 1 epoch → caption_vs_hf.quick.json",
             "python benchmarks/caption_vs_hf.py           # the recipe as committed (~1 h on 2 cores)",
