@@ -58,18 +58,20 @@ def quick_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
     return L.Trainer(**options)
 
 
+def length_spread(order: list[int], lengths: list[int], batch_size: int) -> float:
+    """Mean (longest - shortest) length within the batches `order` is cut into: the padding a batch carries."""
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+
+
 def test_length_grouped_sampler_groups_and_covers() -> None:
     torch.manual_seed(0)
     lengths = torch.randint(1, 200, (1000,)).tolist()
     sampler = LengthGroupedSampler(lengths, batch_size=16, seed=1)
     order = list(sampler)
     assert sorted(order) == list(range(1000))
-    batches = [order[i : i + 16] for i in range(0, 1000, 16)]
-    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
-    random_spread = sum(
-        max(lengths[i] for i in b) - min(lengths[i] for i in b)
-        for b in [list(range(i, min(i + 16, 1000))) for i in range(0, 1000, 16)]
-    ) / len(batches)
+    spread = length_spread(order, lengths, 16)
+    random_spread = length_spread(list(range(1000)), lengths, 16)
     assert spread < random_spread / 5  # padding waste cut by far more than half
     assert list(LengthGroupedSampler(lengths, 16, seed=1)) == order  # reproducible
     assert list(sampler) != order  # a new order for the next epoch
@@ -88,8 +90,7 @@ def test_group_by_length_pool_size_trades_padding_for_mixing(tiny_backbone, kors
         loader = data.train_dataloader()
         order = list(loader.sampler)
         assert sorted(order) == list(range(len(lengths)))  # every row once, whatever the pool
-        batches = [order[i : i + 8] for i in range(0, len(order), 8)]
-        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+        return length_spread(order, lengths, 8)
 
     assert spread(True) < spread(2) < spread(False)
 
