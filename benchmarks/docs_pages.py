@@ -573,7 +573,7 @@ def retrieval_vs_st(root: Path) -> str | None:
         encode = [
             ["`SentenceTransformer.encode`", f1(st["encode_per_s"]), ""],
             ["`SequencePredictor.encode`, torch", f1(n2m["encode_per_s"]), ""],
-            ["`SequencePredictor.encode`, ONNX fp32", f1(n2m.get("encode_per_s_onnx")), ""],
+            ["`SequencePredictor.encode`, ONNX fp32", f1(n2m.get("encode_per_s_onnx")), f4(n2m.get("onnx_min_cosine"))],
             ["`SequencePredictor.encode`, ONNX int8", f1(n2m.get("encode_per_s_int8")), f4(n2m.get("int8_min_cosine"))],
         ]
         s = d.get("settings", {})
@@ -878,6 +878,7 @@ def quick_parity(root: Path) -> str | None:
 RECIPE_METRICS = {
     "test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1",
     "test/f1": "entity F1", "test/precision": "precision", "test/recall": "recall", "test/mrr10": "MRR@10",
+    "test/recall1": "Recall@1", "test/recall10": "Recall@10", "test/ndcg10": "nDCG@10",
     "test/cider": "CIDEr-D", "test/bleu": "BLEU", "test/rouge1": "ROUGE-1", "test/rouge2": "ROUGE-2",
     "test/rougeL": "ROUGE-L", "test/object_accuracy": "objects right %", "test/count_accuracy": "counts right %",
 }  # fmt: skip
