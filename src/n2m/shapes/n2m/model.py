@@ -40,6 +40,7 @@ from transformers import (
 )
 
 from n2m.core.card import ModelCard
+from n2m.shapes.n2m.packed import packable, packed_logits
 from n2m.shapes.n2m.vision import VisionSize, build_captioner, is_captioner, load_captioner
 from n2m.shapes.n2m.warm_start import layer_count, warm_decoder
 
@@ -269,6 +270,15 @@ class Seq2SeqModel(nn.Module):
         return nn.functional.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=self.label_smoothing
         )
+
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The teacher-forced loss of a batch: over its real target tokens only where the decoder allows it
+        (`n2m.shapes.n2m.packed`: the same value, without computing the padding), else from `forward`'s logits."""
+        labels = batch["labels"]
+        if not packable(self.net, labels):
+            return self.loss(self(batch), labels)
+        logits = packed_logits(self.net, source_inputs(batch), labels)
+        return nn.functional.cross_entropy(logits.float(), labels[labels != -100], label_smoothing=self.label_smoothing)
 
 
 def source_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -206,7 +206,7 @@ class Seq2SeqTask(BaseTask):
     # ---- training and scoring ---------------------------------------------------------------------------
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         """The teacher-forced loss of a batch (label smoothing as set, padding ignored)."""
-        return self.model.loss(self.model(batch), batch["labels"])
+        return self.model.batch_loss(batch)
 
     def evaluate(self, batch: dict[str, Any], split: str) -> None:
         """The teacher-forced loss, and the generated texts scored (and, for test, kept to be written)."""
