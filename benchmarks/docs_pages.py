@@ -570,12 +570,16 @@ def retrieval_vs_st(root: Path) -> str | None:
         names = (("e5-small, untrained", untrained), ("sentence-transformers", st), ("n2m", n2m))
         quality = [[name, f4(s["mrr10"]), f4(s["recall1"]), f4(s["recall10"])] for name, s in names]
         train = [[name, f2(s["train_pairs_per_s"]), f1(s["peak_rss_mb"])] for name, s in names[1:]]
-        encode = [
-            ["`SentenceTransformer.encode`", f1(st["encode_per_s"]), ""],
-            ["`SequencePredictor.encode`, torch", f1(n2m["encode_per_s"]), ""],
-            ["`SequencePredictor.encode`, ONNX fp32", f1(n2m.get("encode_per_s_onnx")), f4(n2m.get("onnx_min_cosine"))],
-            ["`SequencePredictor.encode`, ONNX int8", f1(n2m.get("encode_per_s_int8")), f4(n2m.get("int8_min_cosine"))],
+        encoders = [
+            ("`SentenceTransformer.encode`", st, ""),
+            ("`SentenceTransformer.encode`, model in bf16", st, "_bf16"),
+            ("`SequencePredictor.encode`, torch", n2m, ""),
+            ('`SequencePredictor.encode`, torch, `precision="bf16"`', n2m, "_bf16"),
+            ("`SequencePredictor.encode`, ONNX fp32", n2m, "_onnx"),
+            ("`SequencePredictor.encode`, ONNX int8", n2m, "_int8"),
         ]
+        encode = [[label, f1(side.get(f"encode_per_s{k}")), f4(side.get(f"{k[1:]}_min_cosine")) if k else ""]
+                  for label, side, k in encoders if side.get(f"encode_per_s{k}") is not None]  # fmt: skip
         s = d.get("settings", {})
         setup = (f"{d['train_pairs']} training pairs, {s.get('epochs')} epoch(s), batch {s.get('batch_size')}, lr "
                  f"{s.get('lr')}, " if d else "")  # fmt: skip

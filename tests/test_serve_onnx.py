@@ -82,6 +82,8 @@ def test_onnx_matches_pytorch(tiny_models, kind):
     assert quantized.predict_outputs(inputs).shape == reference.shape  # its error: test_int8_agrees_per_item
     assert (folder / INT8_FILE).stat().st_size < (folder / ONNX_FILE).stat().st_size
     assert ModelCard.load(folder).provenance["int8"]["settings"] == INT8_SETTINGS
+    with pytest.raises(ValueError, match="torch backend"):  # bf16 autocast is torch's; a graph has its own
+        Predictor.from_pretrained(folder, backend="onnx", precision="bf16")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from n2m.serve.limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from n2m.shapes.n21.search import index_arguments
+    from n2m.shapes.n21.search import index_arguments, precision_argument
 
     defaults = Limits()
     parser = argparse.ArgumentParser(
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--onnx-file", default="model.onnx", help="which ONNX file of the folder (model.int8.onnx: quantized)"
     )
+    precision_argument(parser)
     parser.add_argument("--name", default=None,
                         help="the model's name in /v1/model and /metrics, and its title on the page (default: the "
                         "folder's name; the page shows the model's own title when its card has one)")  # fmt: skip
@@ -69,6 +70,7 @@ def main(argv: list[str]) -> None:
     from n2m.serve.connections import SilentConnectionsClose
     from n2m.serve.corpus import open_served_corpus
     from n2m.shapes.n21.examples import load_texts
+    from n2m.shapes.n21.search import runtime_name
 
     args = build_parser().parse_args(argv)
     folder = Path(args.model_dir)
@@ -78,13 +80,13 @@ def main(argv: list[str]) -> None:
         torch.set_num_threads(args.threads)
     options = {"onnx_file": args.onnx_file, "threads": args.threads} if args.backend == "onnx" else {}
     try:
-        predictor = Predictor.from_pretrained(folder, backend=args.backend, **options)
+        predictor = Predictor.from_pretrained(folder, backend=args.backend, precision=args.precision, **options)
     except FileNotFoundError:
         raise  # already says what is missing and how to make it
     except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ConfigError(f"{folder} cannot be served: {type(err).__name__}: {first}") from None
-    backend = args.backend if args.backend == "torch" else f"onnx ({args.onnx_file})"
+    backend = runtime_name("torch", args.precision) if args.backend == "torch" else f"onnx ({args.onnx_file})"
     corpus = None
     if texts is not None:
         dimensions, why = vector_length(predictor, predictor.info)

@@ -111,7 +111,7 @@ class SequencePredictor(BasePredictor):
         batch = {part: {k: v.to(self.device) for k, v in seqs.items()} for part, seqs in batch.items()}
         if output == "vector":
             return list(self.embed_batch(batch["a"]).float().cpu())
-        return list(self.forward_batch(batch).cpu())
+        return list(self.forward_batch(batch).float().cpu())
 
     def forward_batch(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
         """One padded batch → outputs: the PyTorch backend (the ONNX one overrides this)."""

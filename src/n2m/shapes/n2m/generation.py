@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -198,10 +199,13 @@ def stream_from(
     tokenizer: PreTrainedTokenizerBase,
     source: dict[str, torch.Tensor],
     options: GenerationOptions,
+    context: Callable[[], AbstractContextManager] = nullcontext,
 ) -> Iterator[str]:
-    """`stream_text` for any encoder input (texts' ids and mask, or images' `pixel_values`)."""
+    """`stream_text` for any encoder input (texts' ids and mask, or images' `pixel_values`). Generation runs in
+    `context()` (a predictor's precision): entered in the generating thread, as autocast is per thread."""
     if options.num_beams > 1:
-        ids = generate_from(model, source, options)[0]
+        with context():
+            ids = generate_from(model, source, options)[0]
         shown = ""
         for i in range(1, len(ids) + 1):
             text = decode(tokenizer, ids[:i])
@@ -213,7 +217,8 @@ def stream_from(
 
     def run() -> None:
         try:
-            generate_from(model, source, options, streamer=streamer)
+            with context():
+                generate_from(model, source, options, streamer=streamer)
         except BaseException as err:  # surfaced in the consumer's thread
             streamer.fail(err)
 

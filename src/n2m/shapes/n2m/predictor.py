@@ -104,7 +104,7 @@ class Seq2SeqPredictor(BasePredictor):
         """The output of one input as it is generated: each item is the text one more token adds, and the
         items joined are exactly `predict([input])[0].text` (with the same options)."""
         batch = self.collate(self.preprocess([input]))
-        yield from stream_from(self.model, self.tokenizer, batch, self.options(**overrides))
+        yield from stream_from(self.model, self.tokenizer, batch, self.options(**overrides), self.autocast)
 
 
 Predictor = Seq2SeqPredictor
