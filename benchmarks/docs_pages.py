@@ -1034,13 +1034,15 @@ def caption_vs_hf(root: Path) -> str | None:
         "Korean image captioning: n2m against Hugging Face's Seq2SeqTrainer",
         "**the same model, tool against tool**: a `VisionEncoderDecoderModel` of the recipe's image encoder (one "
         "Hugging Face class and configuration on both sides, from scratch) under the same warm-started e5-small "
-        "decoder, trained on the same rows with the same epochs, learning rates, batch, warm-up, schedule, "
-        "augmentation and decoding; each side keeps its best validation epoch and scores test once. What differs "
-        "is each tool's own data path and loop (n2m decodes each image once and caches it; HF decodes it each time "
-        "its row is drawn). Train images/s: (image, caption) rows per second of the training loop, validation taken "
-        "out, reading the images included; images/s in steps: per second of optimizer steps alone (no data "
-        "loading). Generated tokens/s: over the test split's batches, beam search as the recipe sets (n2m's "
-        "batches also count their BLEU and chrF n-grams; HF's `predict` scores afterwards).",
+        "decoder, trained on the same rows with the same epochs, learning rates, batch, warm-up, schedule, augmentation"
+        " and decoding; each side keeps its best validation epoch and scores test once. What differs is each tool's own"
+        " data path and loop (n2m decodes each image once and caches it; HF decodes it each time its row is drawn) and "
+        "what the decoder computes: n2m's runs its projections, feed-forward and LM head on the real caption tokens "
+        "only (`n2m.shapes.n2m.packed`, the same function as HF's forward, tested), HF's on every batch padded to its "
+        "longest caption. Train images/s: (image, caption) rows per second of the training loop, validation taken out, "
+        "reading the images included; images/s in steps: per second of optimizer steps alone (no data loading). "
+        "Generated tokens/s: over the test split's batches, beam search as the recipe sets (n2m's batches also count "
+        "their BLEU and chrF n-grams; HF's `predict` scores afterwards).",
         [
             "python benchmarks/caption_vs_hf.py --quick   # 256 rows, 1 epoch → caption_vs_hf.quick.json",
             "python benchmarks/caption_vs_hf.py           # the recipe as committed (~1 h on 2 cores)",
