@@ -40,7 +40,7 @@ from transformers import (
 )
 
 from n2m.core.card import ModelCard
-from n2m.shapes.n2m.packed import packable, packed_logits
+from n2m.shapes.n2m.packed import IGNORE, packable, packed_logits
 from n2m.shapes.n2m.vision import VisionSize, build_captioner, is_captioner, load_captioner
 from n2m.shapes.n2m.warm_start import layer_count, warm_decoder
 
@@ -267,9 +267,11 @@ class Seq2SeqModel(nn.Module):
         return out.logits
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over logits `(..., V)` and their labels `(...)`, padding (-100) ignored."""
         return nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=self.label_smoothing
-        )
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
+            label_smoothing=self.label_smoothing,
+        )  # fmt: skip
 
     def batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The teacher-forced loss of a batch: over its real target tokens only where the decoder allows it
@@ -277,8 +279,7 @@ class Seq2SeqModel(nn.Module):
         labels = batch["labels"]
         if not packable(self.net, labels):
             return self.loss(self(batch), labels)
-        logits = packed_logits(self.net, source_inputs(batch), labels)
-        return nn.functional.cross_entropy(logits.float(), labels[labels != -100], label_smoothing=self.label_smoothing)
+        return self.loss(packed_logits(self.net, source_inputs(batch), labels), labels[labels != IGNORE])
 
 
 def source_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
