@@ -125,6 +125,14 @@ def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path, capsys):
     assert [r["id"] for r in model_rows] == [g["id"] for g in gold]
     assert torch.allclose(torch.tensor([float(r["score"]) for r in model_rows]), from_ckpt, atol=1e-4)
 
+    # --precision bf16: bfloat16 autocast, so scores near fp32's but computed otherwise
+    out_bf16 = tmp_path / "pred-bf16.csv"
+    main(["predict", "--model", str(tmp_path / "export"), "--input", str(korsts_slice["test"]), "--output",
+          str(out_bf16), "--column", "text=sentence1", "--column", "text_pair=sentence2", "--precision", "bf16"])  # fmt: skip
+    with out_bf16.open(encoding="utf-8") as f:
+        bf16 = torch.tensor([float(r["score"]) for r in csv.DictReader(f)])
+    assert 0 < (bf16 - from_ckpt).abs().max() <= 0.05
+
 
 def test_predict_refuses_exports_where_checkpoints_go_and_broken_folders(tmp_path, korsts_slice, capsys):
     """An export given as `--ckpt_path`, and a folder whose model cannot load: one line each, exit 2."""

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from lightning.pytorch import Trainer
@@ -41,6 +41,9 @@ from n2m.core.callbacks import (
 )
 from n2m.errors import ConfigError, DataError
 from n2m.provenance import machine_description, today
+
+if TYPE_CHECKING:
+    from n2m.core.predictor import Precision
 from n2m.registry import SHAPES, get_shape
 from n2m.report import report_part, write_report
 
@@ -205,6 +208,7 @@ def _predict_exported(argv: list[str]) -> None:
     A captioner takes a folder of images, a text file listing image paths, or a table whose `image` column holds
     paths (relative to the file); each output row's `id` is the image's path."""
     from n2m.core.card import ModelCard
+    from n2m.core.predictor import precision_argument
     from n2m.readers import read_records
     from n2m.shapes.n2m.images import ImageError, image_inputs
 
@@ -216,6 +220,7 @@ def _predict_exported(argv: list[str]) -> None:
                         help="the input file's column for one of the model's inputs, e.g. text=sentence1")  # fmt: skip
     parser.add_argument("--id", default=None, help="a column to copy into the output as `id` (else the row number)")
     parser.add_argument("--batch-size", type=int, default=None)
+    precision_argument(parser)
     args = parser.parse_args(argv)
     renames = dict(item.split("=", 1) for item in args.column if "=" in item)
     try:
@@ -228,7 +233,7 @@ def _predict_exported(argv: list[str]) -> None:
             paths = [str(p) for p in image_inputs(args.input)]  # checked before the model loads
         except ImageError as err:
             raise DataError(str(err), hint="give a folder of images or a text file of image paths") from None
-        _predict_rows(args.model, paths, paths, args.output, args.batch_size)
+        _predict_rows(args.model, paths, paths, args.output, args.batch_size, args.precision)
         return
     records = list(read_records(args.input))  # the input is checked before the model loads
     if not records:
@@ -238,15 +243,17 @@ def _predict_exported(argv: list[str]) -> None:
     if fields == ["image"]:  # paths in a table are relative to it
         inputs = [{"image": str(Path(args.input).parent / str(item["image"]))} for item in inputs]
     ids = [str(r.get(args.id)) if args.id else None for r in records]
-    _predict_rows(args.model, inputs, ids, args.output, args.batch_size)
+    _predict_rows(args.model, inputs, ids, args.output, args.batch_size, args.precision)
 
 
-def _predict_rows(model: str, inputs: list[Any], ids: list[str | None], output: str, batch_size: int | None) -> None:
+def _predict_rows(
+    model: str, inputs: list[Any], ids: list[str | None], output: str, batch_size: int | None, precision: Precision
+) -> None:
     from n2m.core.predictor import Predictor
     from n2m.core.rows import prediction_rows, write_rows
 
     try:
-        predictor = Predictor.from_pretrained(model)
+        predictor = Predictor.from_pretrained(model, precision=precision)
     except Exception as err:  # a broken folder (bad JSON, cut-off weights, …): one line, not a traceback
         raise ConfigError(f"{model} cannot be loaded as an n2m model: {type(err).__name__}: {err}") from None
     from n2m.shapes.n2m.images import ImageError

@@ -14,7 +14,8 @@ from n2m.serve.limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from n2m.shapes.n21.search import index_arguments, precision_argument
+    from n2m.core.predictor import precision_argument
+    from n2m.shapes.n21.search import index_arguments
 
     defaults = Limits()
     parser = argparse.ArgumentParser(

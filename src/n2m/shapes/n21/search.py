@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from n2m.core.card import CARD_FILE
-from n2m.core.predictor import PRECISIONS, Precision, Predictor
+from n2m.core.predictor import Precision, Predictor, precision_argument
 from n2m.errors import ConfigError, DataError
 from n2m.shapes.n21.examples import Texts, load_texts
 from n2m.shapes.n21.index import (
@@ -140,12 +140,6 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     precision_argument(parser)
-
-
-def precision_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="bf16: the torch model under bfloat16 autocast, faster on CPUs with AVX-512 BF16 "
-                        "or AMX, vectors within cosine 0.999 of fp32")  # fmt: skip
 
 
 def index_arguments(parser: argparse.ArgumentParser) -> None:
