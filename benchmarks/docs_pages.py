@@ -78,9 +78,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def chrf_keys(block: Json, marker: Json | None = None, prefix: str = "") -> list[tuple[str, str]]:
-    """(key, label) of a block's chrF figures. torchmetrics' `CHRFScore()` counts word bigrams by default: chrF++.
-    A file that reports both names them `chrf` (characters only) and `chrf++`, or says `chrf_word_order`; in
-    a file with neither, `chrf` is chrF++."""
+    """(key, label) of a block's chrF figures. Older files scored with torchmetrics' `CHRFScore()`, whose default
+    counts word bigrams too: chrF++. A file that reports both names them `chrf` (characters only) and `chrf++`,
+    or says `chrf_word_order`; in a file with neither, `chrf` is chrF++."""
     marker = marker or {}
     true_chrf = f"{prefix}chrf++" in block or marker.get("chrf_word_order") == 0
     out = [(f"{prefix}chrf", "chrF" if true_chrf else "chrF++")] if f"{prefix}chrf" in block else []
@@ -482,8 +482,8 @@ def seq2seq_vs_hf(root: Path) -> str | None:
             f"{ratio(n2m['peak_rss_mb'], hf['peak_rss_mb'])}.",
             "- "
             + ", ".join(
-                f"{label}: torchmetrics' `CHRFScore`"
-                + (" default (word n-gram order 2)" if label == "chrF++" else " with `n_word_order=0`")
+                f"{label}: "
+                + ("character 6-grams and word 1-2-grams" if label == "chrF++" else "character 6-grams only")
                 for _, label in chrf
             )
             + ".",
@@ -1053,8 +1053,107 @@ def caption_vs_hf(root: Path) -> str | None:
     )
 
 
+# ---- the Korean classification recipes -------------------------------------------------------------------------
+CLASSIFY_METRICS = {"accuracy": "accuracy", "f1_macro": "macro-F1"}
+
+
+def classify_settings(s: Json) -> str:
+    clip = s["max_grad_norm"] if s["max_grad_norm"] is not None else "none"
+    head = f", head {lr(s['head_lr'])}" if s.get("head_lr") is not None else ""
+    return (f"{s['epochs']} epoch(s), batch {s['batch_size']}, lr {lr(s['lr'])}{head}, warm-up {s['warmup_ratio']:g} "
+            f"({s['schedule']}), weight decay {s['weight_decay']:g}, clipping {clip}, max_length {s['max_length']}, "
+            f"seed {s['seed']}" + (", swapped pairs" if s.get("swap_pairs") else ""))  # fmt: skip
+
+
+def classify_part(r: Json) -> list[str]:
+    tasks = r["tasks"]
+    measured = r["n2m"] == "trained here"
+    source = ("trained in this run (`n2m fit --config RECIPE`)" if measured else
+              f"read from the finished `n2m bench` run in `{r['n2m']}` (its recipe's sha256 and test rows "
+              "checked)")  # fmt: skip
+    settings = [[f"`{t}`", f"{e['train_examples']:,} / {e['test_examples']:,}", CLASSIFY_METRICS[e["monitor"]],
+                 classify_settings(e["settings"])] for t, e in tasks.items()]  # fmt: skip
+    scores = [[f"`{t}`", CLASSIFY_METRICS[k], f4(e["hf"][k]), f4(e["hf_same_model"][k]), f4(e["n2m"][k]),
+               delta(e["hf_same_model"][k] - e["hf"][k]), delta(e["n2m"][k] - e["hf_same_model"][k])]
+              for t, e in tasks.items() for k in e["metrics"]]  # fmt: skip
+
+    def chosen(s: Json, monitor: str) -> str:
+        return f"{s['best_epoch']} ({f4(s.get(f'val_{monitor}'))})"
+
+    epochs = [[f"`{t}`", f"{e['settings']['epochs']}, {CLASSIFY_METRICS[e['monitor']]}",
+               *(chosen(e[side], e["monitor"]) for side in ("hf", "hf_same_model", "n2m"))]
+              for t, e in tasks.items()]  # fmt: skip
+    speed = [[f"`{t}`", *(times(e["ratios"][pair][k]) for pair in ("n2m_vs_hf_same_model", "n2m_vs_hf",
+             "hf_same_model_vs_hf") for k in ("throughput", "peak_rss"))] for t, e in tasks.items()]  # fmt: skip
+    quick = " A quick run samples 64 / 32 / 64 rows of each split for 1 epoch: a smoke test, not a measurement."
+    speed_note = "." if measured else "; n2m's are measured only when it trains in the run (`--run-n2m`)."
+    score_headers = ["task", "metric", "(a) HF, full e5-small", "(b) HF, n2m's trimmed e5-small", "n2m",
+                     "(b) − (a): the model", "n2m − (b): the design"]  # fmt: skip
+    speed_headers = ["task", "n2m / (b): examples/s", "n2m / (b): peak RSS", "n2m / (a): examples/s",
+                     "n2m / (a): peak RSS", "(b) / (a): examples/s", "(b) / (a): peak RSS"]  # fmt: skip
+    return [
+        f"## {r['mode']} mode ({machine_date(r)})",
+        "",
+        f"Backbone `{r['backbone']}`; n2m {source}." + (quick if r["mode"] == "quick" else ""),
+        "",
+        "### What both sides were given (from each recipe)",
+        "",
+        *table(["task", "train / test examples", "monitored on validation", "settings"], settings),
+        "",
+        "### Test scores: each side's best validation epoch, the test split scored once",
+        "",
+        "(a) is what a user gets from HF; (b) − (a) is what the model (n2m's vocabulary trimming) changes in the same "
+        "tool; n2m − (b) is what n2m's design changes on the same trimmed model (mean pooling and no pooler against "
+        "HF's first-token pooler head, length-grouped batches, its loop).",
+        "",
+        *table(score_headers, scores),
+        "",
+        "### Epoch each side chose, by its validation score",
+        "",
+        *table(["task", "epochs, monitored", "(a) HF, full", "(b) HF, trimmed", "n2m"], epochs),
+        "",
+        "### Training throughput and peak memory, as ratios",
+        "",
+        "Training examples per second (validation taken out on both sides) and peak RSS of each side's own process, "
+        "in the same run on the same machine" + speed_note,
+        "",
+        *table(speed_headers, speed),
+        "",
+    ]
+
+
+def classify_vs_hf(root: Path) -> str | None:
+    stems = [s for s in ("classify_vs_hf", "classify_vs_hf.quick") if load(root, f"{s}.json") is not None]
+    if not stems:
+        return None
+    body: list[str] = []
+    for stem in stems:
+        r = load(root, f"{stem}.json")
+        assert r is not None
+        body += classify_part(r)
+    return page(
+        "Korean classification recipes: n2m against HF `Trainer`",
+        "**tool against tool on the same committed splits**, for the four Korean N21 classification recipes "
+        "(`ko-hate-speech`, `ko-question-pair-cls`, `klue-nli`, `ko-chatbot-topic`): HF `Trainer` + "
+        "`AutoModelForSequenceClassification` given every setting the recipe gives n2m (pairs cross-encoded with the "
+        "`query: ` prefix on both texts, swapped training pairs, max_length, batch, epochs, learning rates, warm-up "
+        "steps, weight decay groups, clipping, dropout, seed), (a) on the full e5-small as a user loads it and (b) on "
+        "the vocabulary-trimmed folder n2m trains, against n2m. Each side picks its epoch on the validation split by "
+        "the recipe's monitored metric and scores test once with the same torchmetrics definitions (accuracy, "
+        "macro-F1).",
+        [
+            "python benchmarks/classify_vs_hf.py --quick   # sampled rows, 1 epoch, n2m trained too → classify_vs_hf.quick.json",  # noqa: E501
+            "python benchmarks/classify_vs_hf.py           # full splits; n2m from runs/bench/korean → classify_vs_hf.json",  # noqa: E501
+        ],
+        [f"{stem}.json" for stem in stems],
+        "; ".join(f"{stem}: {machine_date(load(root, f'{stem}.json') or {})}" for stem in stems),
+        body,
+    )
+
+
 PAGES: dict[str, Callable[[Path], str | None]] = {
     "sts_vs_hf": sts_vs_hf,
+    "classify_vs_hf": classify_vs_hf,
     "sts_same_model": sts_same_model,
     "sts_dev_trials": sts_dev_trials,
     "sts_seed_soup": sts_seed_soup,

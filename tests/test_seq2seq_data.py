@@ -171,20 +171,28 @@ def test_metrics_are_on_a_0_to_100_scale_and_tokenize_as_stated():
         GenerationMetrics(["meteor"])
 
 
-def test_chrf_is_chrf_and_chrf_pp_is_chrf_pp():
-    """`chrf` is sacreBLEU's chrF (characters only), `chrf++` its chrF++ (and word 1-2-grams): torchmetrics'
-    own default (`n_word_order=2`) would make the first a chrF++."""
+def test_split_scores_over_batches_with_uneven_references_are_sacrebleus():
+    """BLEU and chrF are SacreBLEU's (the reference implementation) over the whole split, texts kept across
+    batches; images with 1-3 references, fed in two batches; `reset` starts over. `chrf` is chrF (characters
+    only), `chrf++` chrF++ (and word 1-2-grams), not torchmetrics' default, which makes every chrF a chrF++."""
     import sacrebleu
 
-    hypotheses = ["The cat sat on the mat today.", "A dog barks loudly at night", "오늘은 날씨가 좋네요"]
-    references = ["The cat is sitting on the mat.", "Dogs bark at night.", "오늘은날씨가 좋아요"]
-    metrics = GenerationMetrics(["chrf", "chrf++"])
-    metrics.update(hypotheses, [[r] for r in references])
-    scores = metrics.compute()
-    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score, abs=1e-2)
-    expected = sacrebleu.corpus_chrf(hypotheses, [references], word_order=2).score
-    assert scores["chrf++"] == pytest.approx(expected, abs=1e-2)  # 0.01 points: the two differ by ~1e-3 on Korean
-    assert abs(scores["chrf"] - scores["chrf++"]) > 0.1
+    hypotheses = ["왼쪽에 빨간 사과 두 개가 있다.", "고양이 한 마리", "A red apple on the left.", "오른쪽에 개"]
+    references = [["왼쪽에 빨간 사과 두 개가 있다.", "빨간 사과 두 개가 왼쪽에 있다."], ["고양이 한 마리가 있다."],
+                  ["Two red apples on the left.", "On the left, two red apples.", "Red apples, left."],
+                  ["오른쪽에 개 한 마리가 있다.", "개 한 마리가 오른쪽에 있다."]]  # fmt: skip
+    ours = GenerationMetrics(["bleu", "chrf", "chrf++"], "char")
+    for batch in (slice(0, 3), slice(3, 4)):
+        ours.update(hypotheses[batch], references[batch])
+    scores = ours.compute()
+    streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(3)]
+    assert scores["bleu"] == sacrebleu.corpus_bleu(hypotheses, streams, tokenize="char").score
+    assert scores["chrf"] == sacrebleu.corpus_chrf(hypotheses, streams).score
+    assert scores["chrf++"] == sacrebleu.corpus_chrf(hypotheses, streams, word_order=2).score
+    assert 0 < scores["chrf"] < 100 and scores["chrf"] != scores["chrf++"]
+    ours.reset()
+    ours.update(hypotheses[1:2], references[1:2])
+    assert ours.compute()["chrf"] == sacrebleu.corpus_chrf(hypotheses[1:2], [references[1]]).score
 
 
 def test_optional_bertscore_with_a_local_encoder(tiny_backbone):
