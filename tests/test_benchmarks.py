@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import build_metaspace_backbone, read_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +144,84 @@ def test_sts_same_model_quick_mode_trains_both_sides_on_one_folder(tmp_path):
     assert report["ratios"]["pearson_delta"] == round(n2m["pearson"] - st["pearson"], 4)
     table = (results / "sts_same_model.quick.md").read_text(encoding="utf-8")
     assert table.count("\n| ") == 2 and "n2m / sentence-transformers: Pearson" in table
+
+
+def test_classify_vs_hf_quick_mode_scores_each_side_once_on_the_test_rows(tmp_path):
+    """HF `Trainer` on the full and on n2m's trimmed backbone, and `n2m fit`, on the sampled splits of the pair
+    recipe (swapped training pairs): each side's test figures are what its saved test rows give, those rows are the
+    test file's in order, and the ratios are of the figures beside them."""
+    task = "ko-question-pair-cls"
+    rows = read_tsv(ROOT / "data/korean_question_pair/pairs/train.tsv")
+    texts = ["query: " + r[k] for r in rows for k in ("question1", "question2")]
+    backbone = build_metaspace_backbone(tmp_path / "bert", texts, vocab_size=2000)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    cmd = [sys.executable, str(ROOT / "benchmarks/classify_vs_hf.py"), "--quick", "--only", task, "--backbone",
+           backbone, "--out", str(runs), "--results-dir", str(results)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    report = json.loads((results / "classify_vs_hf.quick.json").read_text(encoding="utf-8"))
+    assert set(report) == {"mode", "machine", "date", "backbone", "n2m", "tasks"} and list(report["tasks"]) == [task]
+    assert report["mode"] == "quick" and report["n2m"] == "trained here"
+    entry = report["tasks"][task]
+    assert entry["metric"] == "accuracy" and entry["monitor"] == "accuracy" and entry["settings"]["epochs"] == 1
+    assert entry["settings"]["max_grad_norm"] is None and entry["settings"]["text_prefix"] == "query: "
+    assert entry["train_examples"] == 128  # 64 sampled pairs, each also as (B, A)
+    gold = [(r["question1"], r["question2"], r["label"]) for r in read_tsv(runs / task / "test.tsv")]
+    assert len(gold) == entry["test_examples"] == 64
+    for side in ("hf", "hf_same_model", "n2m"):
+        figures = entry[side]
+        lines = (runs / task / side / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines]
+        assert [(r["gold"]["text"], r["gold"]["text_pair"], r["gold"]["label"]) for r in rows] == gold, side
+        pairs = [(r["gold"]["label"], r["prediction"]["label"]) for r in rows]
+        accuracy = sum(g == p for g, p in pairs) / len(pairs)
+        f1s = []  # torchmetrics' macro-F1: the mean over the labels that occur among gold or predicted
+        for label in {x for pair in pairs for x in pair}:
+            tp = sum(g == p == label for g, p in pairs)
+            wrong = sum((g == label) != (p == label) for g, p in pairs)
+            f1s.append(2 * tp / (2 * tp + wrong))
+        assert abs(figures["accuracy"] - accuracy) < 1e-4 and abs(figures["f1_macro"] - sum(f1s) / len(f1s)) < 1e-4
+        assert figures["best_epoch"] == 1 and 0 <= figures["val_accuracy"] <= 1, side
+        assert figures["train_examples_per_s"] > 0 and figures["peak_rss_mb"] > 100, side
+    assert Path(entry["hf"]["backbone_dir"]) == Path(backbone).resolve()
+    assert Path(entry["hf_same_model"]["backbone_dir"]).name.startswith("bert-trim-")
+    n2m, same = entry["n2m"], entry["hf_same_model"]
+    q = entry["ratios"]["n2m_vs_hf_same_model"]
+    assert q["throughput"] == round(n2m["train_examples_per_s"] / same["train_examples_per_s"], 2)
+    assert q["accuracy_delta"] == round(n2m["accuracy"] - same["accuracy"], 4)
+    table = (results / "classify_vs_hf.quick.md").read_text(encoding="utf-8")
+    assert f"| {task} | accuracy | {entry['hf']['accuracy']} | {same['accuracy']} | {n2m['accuracy']} |" in table
+
+
+def test_classify_vs_hf_reads_n2m_only_from_a_bench_run_of_the_recipe_as_it_is(tmp_path):
+    """n2m's figures come from a `n2m bench` task folder only if it ran the current recipe text, without
+    overrides, on the current test rows; otherwise the benchmark stops and says why."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import classify_vs_hf
+
+    task, run = "klue-nli", tmp_path / "klue-nli"
+    run.mkdir()
+    results = {"test": {"test/accuracy": 0.61, "test/f1_macro": 0.6}, "best_val": {"val/accuracy": 0.7},
+               "best_checkpoint": str(run / "checkpoints/best-epoch=1-step=152.ckpt")}  # fmt: skip
+    (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    digest = hashlib.sha256((ROOT / "recipes/klue-nli.yaml").read_bytes()).hexdigest()
+    recipe = "recipes/klue-nli.yaml"
+    record = {"recipe": recipe, "recipe_sha256": digest, "arguments": ["--config", recipe]}
+    setup, test_file = classify_vs_hf.task_settings(task), str(ROOT / "data/klue_nli/splits/test.tsv")
+
+    def read(bench: dict) -> dict:
+        (run / "bench.json").write_text(json.dumps(bench), encoding="utf-8")
+        return classify_vs_hf.n2m_from_bench(run, task, setup, test_file)
+
+    figures = read(record)
+    assert figures["accuracy"] == 0.61 and figures["best_epoch"] == 2 and figures["val_accuracy"] == 0.7
+    assert figures["train_examples_per_s"] is None and figures["peak_rss_mb"] is None  # not measured there
+    with pytest.raises(SystemExit, match="recipe_sha256"):
+        read({**record, "recipe_sha256": "0" * 64})
+    with pytest.raises(SystemExit, match="overrides"):
+        read({**record, "arguments": [*record["arguments"], "--trainer.max_epochs", "1"]})
+    other = {"index": 0, "gold": {"text": "가", "text_pair": "나", "label": "neutral"}, "prediction": {}}
+    (run / "test_predictions.jsonl").write_text(json.dumps(other) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="test rows"):
+        read(record)

@@ -128,7 +128,8 @@ def test_fit_test_predict_export(tiny_backbone, korsts_slice, tmp_path, capsys):
     # --precision bf16: bfloat16 autocast, so scores near fp32's but computed otherwise
     out_bf16 = tmp_path / "pred-bf16.csv"
     main(["predict", "--model", str(tmp_path / "export"), "--input", str(korsts_slice["test"]), "--output",
-          str(out_bf16), "--column", "text=sentence1", "--column", "text_pair=sentence2", "--precision", "bf16"])  # fmt: skip
+          str(out_bf16), "--column", "text=sentence1", "--column", "text_pair=sentence2",
+          "--precision", "bf16"])  # fmt: skip
     with out_bf16.open(encoding="utf-8") as f:
         bf16 = torch.tensor([float(r["score"]) for r in csv.DictReader(f)])
     assert 0 < (bf16 - from_ckpt).abs().max() <= 0.05
