@@ -208,7 +208,10 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
         lr = (opt_cfg.get("head_lr") or opt_cfg["lr"]) if new else opt_cfg["lr"]
         decay = 0.0 if name.endswith(no_decay) or param.ndim == 1 else 0.01
         groups.setdefault((lr, decay), []).append(param)
-    optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
+    # fused: the optimizer n2m trains with, and HF's own default (`adamw_torch_fused`)
+    optimizer = torch.optim.AdamW(
+        [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()], fused=True
+    )
 
     size = images["size"]
     processor = ViTImageProcessor(do_resize=True, size={"height": size, "width": size}, resample=Image.BICUBIC,

@@ -116,7 +116,10 @@ def run_hf(config: dict) -> dict:
         lr = HEAD_LR if name.startswith("classifier.") else SETUP["lr"]
         decay = 0.0 if param.ndim == 1 else SETUP["weight_decay"]
         groups.setdefault((lr, decay), []).append(param)
-    optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
+    # fused: the optimizer n2m trains with, and HF's own default (`adamw_torch_fused`)
+    optimizer = torch.optim.AdamW(
+        [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()], fused=True
+    )
     trainer = Trainer(
         model=model,
         args=args,

@@ -165,7 +165,10 @@ def run_hf(config: dict[str, Any], out: str) -> dict[str, Any]:
     for name, param in model.named_parameters():
         lr = opt_cfg.get("head_lr") or opt_cfg["lr"] if any(k in name for k in new_parts) else opt_cfg["lr"]
         groups.setdefault((lr, 0.0 if name.endswith(no_decay) else 0.01), []).append(param)
-    optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
+    # fused: the optimizer n2m trains with, and HF's own default (`adamw_torch_fused`)
+    optimizer = torch.optim.AdamW(
+        [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()], fused=True
+    )
 
     class Pairs(torch.utils.data.Dataset):
         def __init__(self, examples):
