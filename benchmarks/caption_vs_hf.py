@@ -398,6 +398,7 @@ def main() -> None:
         "train_rows": len(data.read_splits("fit")["train"]),
         "test_images": len(data.read_splits("test")["test"]),
         "novel_images": len(novel.read_splits("test")["test"]),
+        "hf_adamw": "fused",  # as n2m's (files before 2026-12-03's last run: PyTorch's default, foreach)
     }
     name = str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
