@@ -41,11 +41,11 @@ from n2m.core.callbacks import (
 )
 from n2m.errors import ConfigError, DataError
 from n2m.provenance import machine_description, today
+from n2m.registry import SHAPES, get_shape
+from n2m.report import report_part, write_report
 
 if TYPE_CHECKING:
     from n2m.core.predictor import Precision
-from n2m.registry import SHAPES, get_shape
-from n2m.report import report_part, write_report
 
 EXIT_INTERRUPTED = 75  # sysexits' EX_TEMPFAIL: stopped before the end, resumable; run it again
 
