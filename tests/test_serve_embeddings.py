@@ -128,6 +128,14 @@ def test_a_text_longer_than_the_model_reads_is_cut_and_said(served, bi):
     assert body["truncated"] == [1]
     assert body["usage"]["prompt_tokens"] == bi.text_token_counts(["짧다"])[0] + bi.card.encoding.max_length
     assert np.abs(np.array(body["data"][1]["embedding"]) - bi.encode([long])[0]).max() < 1e-5
+    # rerank's answer is a bare list: the header names the long query and documents; search says it in the body
+    reranked = httpx.post(
+        f"{served}/v1/rerank", json={"query": long, "documents": ["짧다", long, "길지 않다"]}, timeout=60
+    )
+    assert reranked.status_code == 200 and reranked.headers["X-N2M-Truncated"] == "query,1"
+    short = httpx.post(f"{served}/v1/rerank", json={"query": "짧다", "documents": ["짧다"]}, timeout=60)
+    assert "X-N2M-Truncated" not in short.headers
+    assert httpx.post(f"{served}/v1/search", json={"query": long}, timeout=60).json()["truncated"] is True
 
 
 # (body, the error must contain)

@@ -20,14 +20,14 @@ PARTS = {"task": "Task", "data": "DataModule", "model": "Model", "predictor": "P
 
 @dataclass(frozen=True)
 class Shape:
-    """A shape's package, how the web page lays out its results (by the card's `task`), predictors of other
-    runtimes than PyTorch ("module:attribute", by backend name), and its part of `n2m report` ("module:attribute",
-    an `n2m.report.figures.ReportPart`)."""
+    """A shape's package, how the web page lays out its results (by the card's `task`), its part of `n2m report`
+    ("module:attribute", an `n2m.report.figures.ReportPart`; `n2m fit` writes the report after testing), and
+    predictors of other runtimes than PyTorch ("module:attribute", by backend name)."""
 
     package: str
     layouts: dict[str, str]
+    report: str
     backends: dict[str, str] = field(default_factory=dict)
-    report: str = ""
 
     def part(self, name: str) -> Any:
         """`task`, `data`, `model` or `predictor`: the class."""
@@ -36,9 +36,9 @@ class Shape:
 
 N21_LAYOUTS = {"regression": "score", "classification": "classes", "multilabel": "labels", "retrieval": "score"}
 SHAPES: dict[str, Shape] = {
-    "N21": Shape("n2m.shapes.n21", N21_LAYOUTS, {"onnx": "n2m.shapes.n21.onnx:OnnxPredictor"}, "n2m.report.n21:PART"),
-    "N2N": Shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}, report="n2m.report.n2n:PART"),
-    "N2M": Shape("n2m.shapes.n2m", {"generation": "generation", "captioning": "caption"}, report="n2m.report.n2m:PART"),
+    "N21": Shape("n2m.shapes.n21", N21_LAYOUTS, "n2m.report.n21:PART", {"onnx": "n2m.shapes.n21.onnx:OnnxPredictor"}),
+    "N2N": Shape("n2m.shapes.n2n", {"bio": "entities", "tags": "tags"}, "n2m.report.n2n:PART"),
+    "N2M": Shape("n2m.shapes.n2m", {"generation": "generation", "captioning": "caption"}, "n2m.report.n2m:PART"),
 }
 # an ensemble of N21 models is served like one N21 model
 ENSEMBLE = "n2m.shapes.n21.ensemble:EnsemblePredictor"
