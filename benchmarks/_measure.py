@@ -18,7 +18,7 @@ from n2m.provenance import today
 
 __all__ = [
     "ACCELERATOR_ARGS", "TrainTimer", "kept_or_run", "machine", "peak_gpu_mb", "peak_rss_mb", "recipe_settings",
-    "run_child", "run_or_resume", "size_mb", "today", "write_results",
+    "repo_path", "run_child", "run_or_resume", "size_mb", "today", "write_results",
 ]  # fmt: skip
 
 # `n2m fit` arguments for where a benchmark trains: the CPU in fp32, or one GPU in bf16 autocast (what the HF
@@ -141,6 +141,13 @@ def run_or_resume(script: str, system: str, config: dict[str, Any], out: str | P
     """`run_child`, keeping each finished side in `<out>/<system>.result.json` (see `kept_or_run`)."""
     print(f"{system} …", flush=True)
     return kept_or_run(Path(out, f"{system}.result.json"), resume, lambda: run_child(script, system, config))
+
+
+def repo_path(path: str | Path) -> str:
+    """A path as a results file records it: relative to the repository when inside it, else as given."""
+    root = Path(__file__).resolve().parents[1]
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(path)
 
 
 def write_results(target: Path, name: str, results: dict[str, Any], markdown: str) -> None:

@@ -42,7 +42,7 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_or_resume, today, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, repo_path, run_or_resume, today, write_results  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-caption.yaml"
@@ -400,7 +400,7 @@ def main() -> None:
         "novel_images": len(novel.read_splits("test")["test"]),
         "hf_adamw": "fused",  # as n2m's (files before 2026-12-03's last run: PyTorch's default, foreach)
     }
-    name = str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)
+    name = repo_path(recipe)
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
                                "recipe": name}  # fmt: skip
     Path(args.out).mkdir(parents=True, exist_ok=True)

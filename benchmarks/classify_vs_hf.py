@@ -53,6 +53,7 @@ from _measure import (  # noqa: E402
     machine,
     peak_rss_mb,
     recipe_settings,
+    repo_path,
     run_or_resume,
     today,
     train_timer_arg,
@@ -108,12 +109,6 @@ def task_settings(task: str, epochs: int | None = None) -> dict[str, Any]:
         "head_lr": model.get("optimization", {}).get("head_lr"),
         "dropout": model.get("dropout", 0.1),  # SequenceTask's default
     }
-
-
-def shown(path: str | Path) -> str:
-    """A path as a results file records it: relative to the repository when inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def task_files(task: str, out: Path, quick: bool) -> dict[str, str]:
@@ -375,7 +370,7 @@ def main() -> None:
     bench = {} if run_n2m_here else {
         task: n2m_from_bench(Path(args.n2m_from, task), task, settings[task], files[task]["test"]) for task in tasks
     }  # fmt: skip
-    n2m_source = "trained here" if run_n2m_here else shown(args.n2m_from)
+    n2m_source = "trained here" if run_n2m_here else repo_path(args.n2m_from)
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
                                "backbone": args.backbone, "n2m": n2m_source, "tasks": {}}  # fmt: skip
     for task in tasks:
@@ -388,7 +383,7 @@ def main() -> None:
         backbones = {"hf": str(resolve_backbone(args.backbone)), "hf_same_model": data.backbone_dir}
         entry: dict[str, Any] = {
             "metric": TASKS[task][0], "metrics": list(TASKS[task]), "monitor": setup["monitor"], "settings": setup,
-            "files": {k: shown(v) for k, v in files[task].items()},
+            "files": {k: repo_path(v) for k, v in files[task].items()},
             "train_examples": len(read_split(files[task]["train"], setup, train=True)),
             "test_examples": len(read_split(files[task]["test"], setup)),
         }  # fmt: skip

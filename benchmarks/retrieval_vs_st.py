@@ -45,6 +45,7 @@ from _measure import (  # noqa: E402
     machine,
     peak_rss_mb,
     recipe_settings,
+    repo_path,
     run_or_resume,
     today,
     train_timer_arg,
@@ -452,7 +453,7 @@ def main() -> None:
     }  # fmt: skip
     details = {
         "settings": setup,
-        "files": {k: str(Path(v).relative_to(ROOT)) if Path(v).is_relative_to(ROOT) else v for k, v in files.items()},
+        "files": {k: repo_path(v) for k, v in files.items()},
         "train_pairs": len(read_rows(files["train"])),
         "parameters": ev["parameters"],
         "threads": ev["threads"],

@@ -38,7 +38,7 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_or_resume, today, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, repo_path, run_or_resume, today, write_results  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-en-translation.yaml"
@@ -312,7 +312,7 @@ def main() -> None:
         "train_pairs": len(data.read_splits("fit")["train"]),
         "test_pairs": len(data.read_splits("test")["test"]),
     }
-    name = str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)
+    name = repo_path(recipe)
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "machine": machine(), "date": today(),
                                "recipe": name, "chrf_word_order": 0}  # fmt: skip
     Path(args.out).mkdir(parents=True, exist_ok=True)

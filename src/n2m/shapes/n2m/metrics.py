@@ -15,9 +15,9 @@
 - `bertscore`: optional, BERTScore F1 with a local encoder folder (`bertscore_model`); slow on a CPU.
 
 BLEU and chrF are SacreBLEU's own (the reference implementation), over the split's texts kept until `compute()`:
-torchmetrics' `CHRFScore` counts n-grams in tensors, ×45 slower (300 captions × 4 references: 13.3 s against
-0.29 s), which made a generator's validation and test mostly scoring, and with several references it can differ
-from SacreBLEU in the second decimal. ROUGE and BERTScore are torchmetrics'.
+torchmetrics' classes updated per batch took ×19 the time on the captioning test split
+(benchmarks/scoring_speed.py), much of a generator's validation and test, and with uneven numbers of references
+they differ from SacreBLEU in the first or second decimal. ROUGE and BERTScore are torchmetrics'.
 """
 
 from __future__ import annotations
