@@ -950,17 +950,29 @@ def suite(root: Path) -> str | None:
     r = load(root, "suite.json")
     if r is None:
         return None
-    rows = [[f"`{name}`", suite_metric(t), suite_value(t), f"{t['fit_s'] / 60:.1f} min" if t.get("fit_s") else "—"]
-            for name, t in r["tasks"].items()]  # fmt: skip
+    rows = [[f"`{name}`", suite_metric(t), suite_value(t), f"{t['fit_s'] / 60:.1f} min" if t.get("fit_s") else "—",
+             t.get("date") or r["date"], suite_source(t)] for name, t in r["tasks"].items()]  # fmt: skip
+    dates = sorted({t.get("date") or r["date"] for t in r["tasks"].values()})
+    sittings = (f" The suite ran in {len(dates)} sittings ({', '.join(dates)}): a row's date says which; rows "
+                "marked *report* were run by this suite in an earlier sitting and read back from the report "
+                "`scripts/collect_result.py` kept of their run folder (`scripts/suite_from_reports.py`), the "
+                "recipes unchanged since." if len(dates) > 1 else "")  # fmt: skip
     return page(
         "The Korean suite: one leaderboard",
         "every recipe of the suite trained and tested as `n2m fit` does, each in a process of its own, scored by "
-        "the metric its task is known by.",
+        "the metric its task is known by. Fit times are wall clock on a 2-core machine that other jobs sometimes "
+        "shared, so they are upper bounds." + sittings,
         ["n2m bench                      # the default suite, recipes/suites/korean.yaml; then copy suite.json here"],
         ["suite.json"],
         machine_date(r),
-        table(["recipe", "metric", "test value", "fit time"], rows),
+        table(["recipe", "metric", "test value", "fit time", "date", "row from"], rows),
     )
+
+
+def suite_source(t: Json) -> str:
+    if t.get("source"):
+        return f"report ([{Path(t['source']).name}](../../{t['source']}))"
+    return "this run" if t.get("status") == "trained" else t.get("status") or "?"
 
 
 def suite_metric(t: Json) -> str:

@@ -106,6 +106,45 @@ def test_resume_keeps_finished_runs_and_reruns_changed_ones(suite_run, tiny_back
     assert "| +0.0000 |" in row
 
 
+def test_a_stopped_suite_keeps_the_finished_rows_and_reports_seed_the_rest(tmp_path, monkeypatch):
+    """The leaderboard is written after every task (a suite stopped after hours keeps what finished); rows seeded
+    from committed reports (scripts/suite_from_reports.py) and `--only` rows make one leaderboard in suite order."""
+    import n2m.bench.command as command
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "korean"
+    spec = importlib.util.spec_from_file_location("suite_from_reports", ROOT / "scripts/suite_from_reports.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    reports = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (ROOT / "results/recipes").glob("*.json")}
+    for name, report in reports.items():  # as if this suite had run them: their run folders are under `out`
+        report["run_dir"] = str(out / name)
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    (tmp_path / "results/recipes").mkdir(parents=True)
+    for name in ("korsts", "klue-ner"):
+        (tmp_path / f"results/recipes/{name}.json").write_text(json.dumps(reports[name]), encoding="utf-8")
+    script.main(str(out))
+
+    ran = []
+
+    def run_task(task, run_dir, *args, **kwargs):
+        if ran:
+            raise KeyboardInterrupt  # the suite is stopped during its second task
+        ran.append(task.name)
+        return {"recipe": str(task.recipe), "metric": task.metric, "value": 0.5, "fit_s": 1.0, "status": "trained"}
+
+    monkeypatch.setattr(command, "run_task", run_task)
+    with pytest.raises(KeyboardInterrupt):
+        main(["bench", "--only", "ko-pos", "kornli", "--out", str(out)])
+    board = json.loads((out / "suite.json").read_text(encoding="utf-8"))
+    assert list(board["tasks"]) == ["korsts", "kornli", "klue-ner"]  # the suite's order; ko-pos never finished
+    assert board["tasks"]["kornli"]["status"] == "trained" and board["tasks"]["kornli"]["value"] == 0.5
+    for name, metric in (("korsts", "test/pearson"), ("klue-ner", "test/f1")):
+        row = board["tasks"][name]
+        assert row["status"] == "report" and row["source"] == f"results/recipes/{name}.json"
+        assert row["value"] == reports[name]["test"][metric] and row["fit_s"] == reports[name]["fit_wall_s"]
+
+
 def test_korean_suite_names_existing_recipes():
     suite = load_suite(str(ROOT / "recipes/suites/korean.yaml"))
     assert all(task.recipe.is_file() and task.metric for task in suite.tasks)

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from n2m.bench.leaderboard import SUITE_HTML, SUITE_JSON, leaderboard, metric_name, minutes, shown, write_leaderboard
-from n2m.bench.suite import DEFAULT_SUITE, check_override, fit_arguments, load_suite, run_task
+from n2m.bench.suite import DEFAULT_SUITE, Suite, check_override, fit_arguments, load_suite, run_task
 from n2m.errors import ConfigError
 
 EPILOG = """examples:
@@ -54,6 +54,13 @@ def earlier_rows(out: Path, overrides: list[str], quick: bool) -> dict[str, dict
     return dict(board.get("tasks") or {}) if same else {}
 
 
+def board_of(suite: Suite, entries: dict[str, dict], args: argparse.Namespace) -> dict:
+    """The leaderboard of `entries` (with --only, the suite's other tasks keep their rows from an earlier bench
+    with the same settings), in the suite's order."""
+    ordered = {t.name: entries[t.name] for t in suite.tasks if t.name in entries}
+    return leaderboard(suite.name, str(suite.path), ordered, args.override, args.quick)
+
+
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     suite = load_suite(args.suite)
@@ -71,7 +78,8 @@ def main(argv: list[str]) -> None:
             arguments = fit_arguments(task, args.override, args.quick)
             print(shlex.join(["n2m", "fit", *arguments, "--trainer.default_root_dir", str(out / task.name)]))
         return
-    entries = {}
+    entries: dict[str, dict] = {}
+    earlier = earlier_rows(out, args.override, args.quick) if args.only else {}
     for i, task in enumerate(tasks, 1):
         print(f"[{i}/{len(tasks)}] {task.name}: {'checking' if args.resume else 'training'} "
               f"(log: {out / task.name / 'fit.log'})", flush=True)  # fmt: skip
@@ -84,11 +92,8 @@ def main(argv: list[str]) -> None:
             print(f"[{i}/{len(tasks)}] {task.name}: {metric_name(entry['metric'])} "
                   f"{shown(entry['metric'], entry['value'])}, fit {minutes(entry['fit_s'])} ({entry['status']})",
                   flush=True)  # fmt: skip
-    if args.only:  # the suite's other tasks keep their rows from an earlier bench with the same settings
-        entries = {**earlier_rows(out, args.override, args.quick), **entries}
-        entries = {t.name: entries[t.name] for t in suite.tasks if t.name in entries}
-    board = leaderboard(suite.name, str(suite.path), entries, args.override, args.quick)
-    paths = write_leaderboard(out, board, args.compare)
+        # after every task, so a suite stopped after hours keeps a leaderboard of what finished
+        paths = write_leaderboard(out, board_of(suite, {**earlier, **entries}, args), args.compare)
     print(f"leaderboard: {paths[1]}, {out / SUITE_HTML}")
     failed = [name for name, e in entries.items() if e["status"] == "failed"]
     if failed:
