@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from n2m.bench.leaderboard import metric_name, shown
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "benchmarks/results"
 DOCS = "docs/benchmarks"
@@ -976,15 +978,11 @@ def suite_source(t: Json) -> str:
 
 
 def suite_metric(t: Json) -> str:
-    # `n2m bench` came after chrF and chrF++ got names of their own: its `test/chrf` is chrF
-    metric = t.get("metric") or "?"
-    names = {**RECIPE_METRICS, "test/chrf": "chrF", "test/chrf++": "chrF++"}
-    return names.get(metric) or metric.removeprefix("test/")
+    return metric_name(t.get("metric"))  # `n2m bench` came after chrF got its own name: its `test/chrf` is chrF
 
 
 def suite_value(t: Json) -> str:
-    value = t.get("value")
-    return "—" if value is None else f2(value) if t.get("metric") in PERCENT else f4(value)
+    return shown(t.get("metric"), t.get("value"))
 
 
 def caption_dev_trials(root: Path) -> str | None:
@@ -1222,14 +1220,19 @@ PAGES: dict[str, Callable[[Path], str | None]] = {
 
 # ---- the README's blocks --------------------------------------------------------------------------------------
 def headline(root: Path) -> list[str]:
-    """The README's results table: the suite's leaderboard once `n2m bench` has written one, else one row per
+    """The README's results: the suite's leaderboard (once `n2m bench` has written one), then one row per
     side-by-side benchmark. Every number in a row is a value (rounded) of the results file the row links."""
     board = load(root, "suite.json")
-    if board is not None:
-        rows = [[f"`{name}`", suite_metric(t), suite_value(t), t.get("date") or board.get("date", "")]
-                for name, t in board["tasks"].items()]  # fmt: skip
-        return [f"The Korean suite (`n2m bench`, {link('suite.json', 0)}, [details](docs/benchmarks/suite.md)):", "",
-                *table(["recipe", "metric", "test", "date"], rows)]  # fmt: skip
+    if board is None:
+        return side_by_side(root)
+    rows = [[f"`{name}`", suite_metric(t), suite_value(t), t.get("date") or board.get("date", "")]
+            for name, t in board["tasks"].items()]  # fmt: skip
+    return [f"The Korean suite: every Korean recipe trained and tested once (`n2m bench`, {link('suite.json', 0)}, "
+            "[details](docs/benchmarks/suite.md)):", "", *table(["recipe", "metric", "test", "date"], rows), "",
+            *side_by_side(root)]  # fmt: skip
+
+
+def side_by_side(root: Path) -> list[str]:
     rows: list[list[str]] = []
 
     def row(page_name: str, what: str, file: str, figures: str, r: Json) -> None:
@@ -1284,8 +1287,8 @@ def headline(root: Path) -> list[str]:
             f"requests/s at concurrency 32 {times(s['rps_ratio_at_32'])}; p50 ms at concurrency 1 "
             f"{f1(s['p50_ms_at_1']['n2m'])} vs {f1(s['p50_ms_at_1']['hf_pipeline'])}", r)  # fmt: skip
     return [
-        "n2m first, the other tool second; each row links its page (setup, every figure, how to rerun) and the "
-        "results file it is read from.",
+        "n2m against the ordinary tool, side by side: n2m first, the other tool second; each row links its page "
+        "(setup, every figure, how to rerun) and the results file it is read from.",
         "",
         *table(["benchmark", "what is compared", "n2m vs the other tool", "results", "date"], rows),
     ]

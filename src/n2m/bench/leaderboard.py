@@ -28,10 +28,16 @@ METRIC_NAMES = {
     "test/chrf": "chrF",
     "test/chrf++": "chrF++",
     "test/rouge1": "ROUGE-1",
+    "test/rouge2": "ROUGE-2",
     "test/rougeL": "ROUGE-L",
+    "test/cider": "CIDEr-D",
+    "test/recall10": "Recall@10",
+    "test/object_accuracy": "objects right %",
+    "test/count_accuracy": "counts right %",
 }
-# 0-100, as SacreBLEU's
-PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL"}
+# 0-100, as SacreBLEU's (CIDEr-D ×100, as COCO reports it)
+PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL", "test/cider",
+           "test/object_accuracy", "test/count_accuracy"}  # fmt: skip
 
 
 def metric_name(metric: str | None) -> str:
