@@ -292,13 +292,32 @@ def test_ema_checkpoint_holds_the_average_and_is_what_gets_tested(tiny_backbone,
     raw, average = best["current_model_state"], best["state_dict"]
     assert any(not torch.equal(raw[k], average[k]) for k in average if k.startswith("model."))
 
-    main(["export", report["best_checkpoint"], str(tmp_path / "export")])
+    main(["export", str(root), str(tmp_path / "export")])  # the run folder: the checkpoint that was tested
     predictor = Predictor.from_pretrained(tmp_path / "export")
     with korsts_slice["test"].open(encoding="utf-8") as f:
         gold = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     scores = predictor.predict_outputs([(g["sentence1"], g["sentence2"]) for g in gold])
     pearson = ensemble_score(scores, torch.tensor([float(g["score"]) for g in gold]), "regression")
     assert abs(pearson - report["test"]["test/pearson"]) <= 1e-4
+
+
+def test_a_run_folder_exports_its_best_checkpoint_even_moved(tmp_path):
+    from n2m.core.export import chosen_checkpoint
+
+    run = tmp_path / "moved-run"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("best-epoch=0-step=5.ckpt", "best-epoch=2-step=15.ckpt", "last.ckpt"):
+        (run / "checkpoints" / name).write_bytes(b"")
+    os.utime(run / "checkpoints/best-epoch=0-step=5.ckpt", (1e9, 1e9))
+    assert chosen_checkpoint(run) == run / "checkpoints/best-epoch=2-step=15.ckpt"  # the newest best-*
+    results = {"best_checkpoint": "/elsewhere/run/checkpoints/best-epoch=0-step=5.ckpt"}  # written before a move
+    (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    assert chosen_checkpoint(run) == run / "checkpoints/best-epoch=0-step=5.ckpt"  # the one that was tested
+    assert chosen_checkpoint(run / "checkpoints/last.ckpt") == run / "checkpoints/last.ckpt"  # a file as given
+    for path in (run / "checkpoints").glob("best-*"):
+        path.unlink()
+    with pytest.raises(FileNotFoundError, match="moved-run is a folder with no best-"):
+        chosen_checkpoint(run)
 
 
 def test_weight_averaging_of_buffers_is_refused(tiny_backbone, korsts_slice, tmp_path, capsys):

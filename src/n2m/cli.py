@@ -5,7 +5,7 @@ n2m fit --config recipes/korsts.yaml --ckpt_path last        # resume an interru
 n2m test --config recipes/korsts.yaml --ckpt_path runs/korsts/checkpoints/last.ckpt
 n2m predict --config recipes/korsts.yaml --ckpt_path ... --data.predict in.tsv --output out.csv
 n2m predict --model out/korsts --input in.tsv --output out.csv --column text=sentence1 --column text_pair=sentence2
-n2m export runs/korsts/checkpoints/last.ckpt out/korsts [--onnx] [--quantize int8] [--vocab trained]
+n2m export runs/korsts out/korsts [--onnx] [--quantize int8] [--vocab trained]
 n2m serve out/korsts [--port 8000] [--backend torch|onnx]     # JSON API, web page, metrics
 n2m report runs/korsts                                        # report.html: curves, test predictions in pictures
 n2m bench [--quick] [--override data.backbone=minilm-l6]      # every Korean recipe → one leaderboard (n2m.bench)
@@ -178,10 +178,10 @@ def refuse_averaged_buffers(callbacks: Any) -> None:
 
 
 def _export(argv: list[str]) -> None:
-    from n2m.core.export import export_checkpoint
+    from n2m.core.export import chosen_checkpoint, export_checkpoint
 
     parser = argparse.ArgumentParser(prog="n2m export", description="Checkpoint → self-contained model folder.")
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoint", help="a run folder (the checkpoint its validation chose) or a .ckpt file")
     parser.add_argument("out_dir")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx, for `n2m serve --backend onnx`")
     parser.add_argument("--quantize", choices=["int8"], default=None, help="also write model.int8.onnx (dynamic)")
@@ -193,8 +193,9 @@ def _export(argv: list[str]) -> None:
     if args.vocab == "trained":
         print("n2m export: --vocab trained: text outside the training files loses pieces to <unk> or smaller ones; "
               "see benchmarks/results/vocab_generalization.json for what that cost", file=sys.stderr)  # fmt: skip
-    out = export_checkpoint(args.checkpoint, args.out_dir, vocab=args.vocab, title=args.title)
-    print(f"exported {args.checkpoint} to {out}")
+    checkpoint = chosen_checkpoint(args.checkpoint)
+    out = export_checkpoint(checkpoint, args.out_dir, vocab=args.vocab, title=args.title)
+    print(f"exported {checkpoint} to {out}")
     if args.onnx or args.quantize:
         from n2m.shapes.n21.onnx import export_onnx
 

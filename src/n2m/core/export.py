@@ -7,6 +7,7 @@ read as the untouched backbone reads it, not as `<unk>` or smaller pieces (bench
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
 from pathlib import Path
@@ -37,6 +38,27 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} holds objects that cannot be loaded safely: {err}") from None
 
 
+def chosen_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given; a run folder (`--trainer.default_root_dir`) → the checkpoint its validation
+    chose: the one results.json names (looked up in the folder, so a moved run still resolves), else the one
+    `best-*.ckpt` in its checkpoints/ (the newest, where reruns left several)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    folder = path / "checkpoints"
+    try:
+        named = json.loads((path / "results.json").read_text(encoding="utf-8")).get("best_checkpoint")
+    except (OSError, ValueError):
+        named = None
+    if named and (folder / Path(named).name).is_file():
+        return folder / Path(named).name
+    best = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not best:
+        raise FileNotFoundError(f"{path} is a folder with no best-*.ckpt in {folder}: give a run folder that "
+                                "`n2m fit` wrote, or a checkpoint file (e.g. its checkpoints/last.ckpt)")  # fmt: skip
+    return best[-1]
+
+
 def model_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The task's `model.*` weights, named as the model names them."""
     return {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
@@ -53,9 +75,11 @@ def best_validation(checkpoint: dict[str, Any]) -> dict[str, float]:
 def export_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, vocab: Vocabulary = "full", title: str | None = None
 ) -> Path:
-    """Write the model of `checkpoint` to `out_dir`. `vocab`: for a model trained on a trimmed vocabulary, `full`
-    puts its rows back into the backbone's whole table (generators keep theirs: see `full_vocabulary`);
-    `trained` keeps the small table. `title` names the model on its page (default: the run's folder name)."""
+    """Write the model of `checkpoint` (a file, or a run folder: its best checkpoint) to `out_dir`. `vocab`: for
+    a model trained on a trimmed vocabulary, `full` puts its rows back into the backbone's whole table (generators
+    keep theirs: see `full_vocabulary`); `trained` keeps the small table. `title` names the model on its page
+    (default: the run's folder name)."""
+    checkpoint = chosen_checkpoint(checkpoint)
     ckpt = read_checkpoint(checkpoint)
     if CARD_KEY not in ckpt:
         raise ValueError(

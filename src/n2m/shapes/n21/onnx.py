@@ -1,6 +1,6 @@
 """ONNX export of an exported N21 folder, optional int8 dynamic quantization, and the ONNX Runtime predictor.
 
-n2m export runs/korsts/checkpoints/best.ckpt out/korsts --onnx --quantize int8
+n2m export runs/korsts out/korsts --onnx --quantize int8
     → out/korsts/model.onnx (fp32) and out/korsts/model.int8.onnx, next to model.safetensors
 
 The graph is the whole `SequenceModel` (encoder, pooling, head, `to_outputs`): it takes the padded batch
