@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from n2m.bench.leaderboard import metric_name, shown
+from n2m.bench.leaderboard import METRIC_NAMES, PERCENT, metric_name, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "benchmarks/results"
@@ -902,16 +902,8 @@ def quick_parity(root: Path) -> str | None:
 
 
 # ---- recipes and the suite ------------------------------------------------------------------------------------
-RECIPE_METRICS = {
-    "test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1",
-    "test/f1": "entity F1", "test/precision": "precision", "test/recall": "recall", "test/mrr10": "MRR@10",
-    "test/recall1": "Recall@1", "test/recall10": "Recall@10", "test/ndcg10": "nDCG@10",
-    "test/cider": "CIDEr-D", "test/bleu": "BLEU", "test/rouge1": "ROUGE-1", "test/rouge2": "ROUGE-2",
-    "test/rougeL": "ROUGE-L", "test/object_accuracy": "objects right %", "test/count_accuracy": "counts right %",
-}  # fmt: skip
-# 0–100 (CIDEr-D ×100, as COCO reports it)
-PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL", "test/cider",
-           "test/object_accuracy", "test/count_accuracy"}  # fmt: skip
+# a results file's chrF keys are named by `chrf_keys` (files from before chrF and chrF++ had names of their own)
+RECIPE_METRICS = {k: v for k, v in METRIC_NAMES.items() if k not in ("test/chrf", "test/chrf++")}
 
 
 def recipe_metrics(test: Json, marker: Json | None = None) -> str:

@@ -15,26 +15,14 @@ from n2m.report.figures import new_figure, png_bytes, table
 from n2m.report.page import STYLE
 
 SUITE_JSON, SUITE_MD, SUITE_HTML = "suite.json", "suite.md", "suite.html"
-METRIC_NAMES = {
-    "test/pearson": "Pearson",
-    "test/spearman": "Spearman",
-    "test/accuracy": "accuracy",
-    "test/f1_macro": "macro-F1",
-    "test/f1": "entity F1",
-    "test/mrr10": "MRR@10",
-    "test/recall1": "Recall@1",
-    "test/ndcg10": "nDCG@10",
-    "test/bleu": "BLEU",
-    "test/chrf": "chrF",
-    "test/chrf++": "chrF++",
-    "test/rouge1": "ROUGE-1",
-    "test/rouge2": "ROUGE-2",
-    "test/rougeL": "ROUGE-L",
-    "test/cider": "CIDEr-D",
-    "test/recall10": "Recall@10",
-    "test/object_accuracy": "objects right %",
+METRIC_NAMES = {  # in the order a run's metrics are listed
+    "test/pearson": "Pearson", "test/spearman": "Spearman", "test/accuracy": "accuracy", "test/f1_macro": "macro-F1",
+    "test/f1": "entity F1", "test/precision": "precision", "test/recall": "recall", "test/mrr10": "MRR@10",
+    "test/recall1": "Recall@1", "test/recall10": "Recall@10", "test/ndcg10": "nDCG@10", "test/cider": "CIDEr-D",
+    "test/bleu": "BLEU", "test/chrf": "chrF", "test/chrf++": "chrF++", "test/rouge1": "ROUGE-1",
+    "test/rouge2": "ROUGE-2", "test/rougeL": "ROUGE-L", "test/object_accuracy": "objects right %",
     "test/count_accuracy": "counts right %",
-}
+}  # fmt: skip
 # 0-100, as SacreBLEU's (CIDEr-D ×100, as COCO reports it)
 PERCENT = {"test/bleu", "test/chrf", "test/chrf++", "test/rouge1", "test/rouge2", "test/rougeL", "test/cider",
            "test/object_accuracy", "test/count_accuracy"}  # fmt: skip
