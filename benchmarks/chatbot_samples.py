@@ -44,7 +44,7 @@ def main() -> None:
     report = json.loads((run / "results.json").read_text(encoding="utf-8"))
     model_dir = run / "model"
     if not (model_dir / "n2m.json").is_file():
-        export_checkpoint(report["best_checkpoint"], model_dir)
+        export_checkpoint(run, model_dir)  # the run folder: the checkpoint its validation chose
     predictor = Predictor.from_pretrained(model_dir)
 
     config = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))

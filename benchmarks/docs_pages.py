@@ -1117,6 +1117,9 @@ def classify_part(r: Json) -> list[str]:
     speed = [[f"`{t}`", *(times(e["ratios"][pair][k]) for pair in ("n2m_vs_hf_same_model", "n2m_vs_hf",
              "hf_same_model_vs_hf") for k in ("throughput", "peak_rss"))] for t, e in tasks.items()]  # fmt: skip
     quick = " A quick run samples 64 / 32 / 64 rows of each split for 1 epoch: a smoke test, not a measurement."
+    missing = [t for t in CLASSIFY_TASKS if t not in tasks]
+    left = (f" Run task by task (`--only`, each run's tasks merged into the file); not run yet: "
+            f"{', '.join(f'`{t}`' for t in missing)}." if missing else "")  # fmt: skip
     speed_note = "." if measured else "; n2m's are measured only when it trains in the run (`--run-n2m`)."
     score_headers = ["task", "metric", "(a) HF, full e5-small", "(b) HF, n2m's trimmed e5-small", "n2m",
                      "(b) − (a): the model", "n2m − (b): the design"]  # fmt: skip
@@ -1125,7 +1128,7 @@ def classify_part(r: Json) -> list[str]:
     return [
         f"## {r['mode']} mode ({machine_date(r)})",
         "",
-        f"Backbone `{r['backbone']}`; n2m {source}." + (quick if r["mode"] == "quick" else ""),
+        f"Backbone `{r['backbone']}`; n2m {source}." + (quick if r["mode"] == "quick" else "") + left,
         "",
         "### What both sides were given (from each recipe)",
         "",
@@ -1175,11 +1178,15 @@ def classify_vs_hf(root: Path) -> str | None:
         [
             "python benchmarks/classify_vs_hf.py --quick   # sampled rows, 1 epoch, n2m trained too → classify_vs_hf.quick.json",  # noqa: E501
             "python benchmarks/classify_vs_hf.py           # full splits; n2m from runs/bench/korean → classify_vs_hf.json",  # noqa: E501
+            "python benchmarks/classify_vs_hf.py --run-n2m --only klue-nli   # one task, n2m trained here (merged into the file)",  # noqa: E501
         ],
         [f"{stem}.json" for stem in stems],
         "; ".join(f"{stem}: {machine_date(load(root, f'{stem}.json') or {})}" for stem in stems),
         body,
     )
+
+
+CLASSIFY_TASKS = ("ko-hate-speech", "ko-question-pair-cls", "klue-nli", "ko-chatbot-topic")  # classify_vs_hf.TASKS
 
 
 PAGES: dict[str, Callable[[Path], str | None]] = {

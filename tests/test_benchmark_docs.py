@@ -135,3 +135,11 @@ def test_a_run_over_several_seeds_shows_the_means_and_each_seed(tmp_path):
     assert "the mean over seeds 0, 1" in page and "| 0 | 0.8120 | 0.8160 | -0.0040 |" in page
     assert "| 1 | 0.8180 | 0.8120 | +0.0060 |" in page and "×1.79" in page
     assert "Pearson 0.8150 vs 0.8140 (mean of 2 seeds)" in pages["README.md"]
+
+
+def test_the_classification_page_knows_the_benchmarks_tasks():
+    spec = importlib.util.spec_from_file_location("classify_vs_hf", ROOT / "benchmarks/classify_vs_hf.py")
+    assert spec is not None and spec.loader is not None
+    classify = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(classify)
+    assert tuple(classify.TASKS) == docs_pages.CLASSIFY_TASKS  # the page lists the tasks not yet run
