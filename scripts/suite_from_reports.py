@@ -28,7 +28,7 @@ def main(out: str, suite_name: str = DEFAULT_SUITE) -> None:
     suite = load_suite(suite_name)
     rows = {}
     for task in suite.tasks:
-        path = ROOT / "results/recipes" / f"{task.name}.json"
+        path = ROOT / "results/recipes" / f"{task.recipe.stem}.json"  # as collect_result.py names it
         if not path.is_file():
             continue
         report = json.loads(path.read_text(encoding="utf-8"))
