@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--images", default=str(ROOT / "docs/caption-samples"), help="where the images are copied")
     args = parser.parse_args()
 
-    from n2m.core.export import export_checkpoint
+    from n2m.core.export import chosen_checkpoint, export_checkpoint
     from n2m.core.predictor import Predictor
     from n2m.shapes.n2m.caption_metrics import CaptionMetrics, SceneTruth
     from n2m.shapes.n2m.caption_scores import read_objects
@@ -55,7 +55,7 @@ def main() -> None:
     report = json.loads((run / "results.json").read_text(encoding="utf-8"))
     model_dir = run / "model"
     if not (model_dir / "n2m.json").is_file():
-        export_checkpoint(run, model_dir)  # the run folder: the checkpoint its validation chose
+        export_checkpoint(chosen_checkpoint(run), model_dir)  # the one its validation chose, wherever the run lies
     predictor = Predictor.from_pretrained(model_dir)
     config = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
     out, images = Path(args.out), Path(args.images)

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/chatbot_samples.md"))
     args = parser.parse_args()
 
-    from n2m.core.export import export_checkpoint
+    from n2m.core.export import chosen_checkpoint, export_checkpoint
     from n2m.core.predictor import Predictor
     from n2m.shapes.n2m.data import Seq2SeqDataModule
     from n2m.shapes.n2m.examples import Seq2SeqColumns
@@ -44,7 +44,7 @@ def main() -> None:
     report = json.loads((run / "results.json").read_text(encoding="utf-8"))
     model_dir = run / "model"
     if not (model_dir / "n2m.json").is_file():
-        export_checkpoint(run, model_dir)  # the run folder: the checkpoint its validation chose
+        export_checkpoint(chosen_checkpoint(run), model_dir)  # the one its validation chose, wherever the run lies
     predictor = Predictor.from_pretrained(model_dir)
 
     config = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))

@@ -944,8 +944,9 @@ def suite(root: Path) -> str | None:
     r = load(root, "suite.json")
     if r is None:
         return None
-    rows = [[f"`{name}`", suite_metric(t), suite_value(t), f"{t['fit_s'] / 60:.1f} min" if t.get("fit_s") else "—",
-             t.get("date") or r["date"], suite_source(t)] for name, t in r["tasks"].items()]  # fmt: skip
+    rows = [[f"`{name}`", metric_name(t["metric"]), shown(t["metric"], t["value"]),
+             f"{t['fit_s'] / 60:.1f} min" if t.get("fit_s") else "—", t.get("date") or r["date"], suite_source(t)]
+            for name, t in r["tasks"].items()]  # fmt: skip
     dates = sorted({t.get("date") or r["date"] for t in r["tasks"].values()})
     sittings = (f" The suite ran in {len(dates)} sittings ({', '.join(dates)}): a row's date says which; rows "
                 "marked *report* were run by this suite in an earlier sitting and read back from the report "
@@ -967,14 +968,6 @@ def suite_source(t: Json) -> str:
     if t.get("source"):
         return f"report ([{Path(t['source']).name}](../../{t['source']}))"
     return "this run" if t.get("status") == "trained" else t.get("status") or "?"
-
-
-def suite_metric(t: Json) -> str:
-    return metric_name(t.get("metric"))  # `n2m bench` came after chrF got its own name: its `test/chrf` is chrF
-
-
-def suite_value(t: Json) -> str:
-    return shown(t.get("metric"), t.get("value"))
 
 
 def caption_dev_trials(root: Path) -> str | None:
@@ -1224,8 +1217,8 @@ def headline(root: Path) -> list[str]:
     board = load(root, "suite.json")
     if board is None:
         return side_by_side(root)
-    rows = [[f"`{name}`", suite_metric(t), suite_value(t), t.get("date") or board.get("date", "")]
-            for name, t in board["tasks"].items()]  # fmt: skip
+    rows = [[f"`{name}`", metric_name(t["metric"]), shown(t["metric"], t["value"]),
+             t.get("date") or board.get("date", "")] for name, t in board["tasks"].items()]  # fmt: skip
     return [f"The Korean suite: every Korean recipe trained and tested once (`n2m bench`, {link('suite.json', 0)}, "
             "[details](docs/benchmarks/suite.md)):", "", *table(["recipe", "metric", "test", "date"], rows), "",
             *side_by_side(root)]  # fmt: skip

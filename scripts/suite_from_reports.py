@@ -9,7 +9,7 @@ This writes their rows to OUT/suite.json (status `report`, the report named in `
     n2m bench --only ko-chatbot ko-caption --out runs/bench/korean     # then the rest
 
 A report counts only when its run folder is OUT/<task> (it came from this suite, not from another run of the
-recipe) and its test split holds the task's metric.
+recipe); one whose test split lacks the task's metric is a failed row, as `n2m bench` records it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from n2m.bench.leaderboard import SUITE_JSON, leaderboard
-from n2m.bench.suite import DEFAULT_SUITE, load_suite
+from n2m.bench.suite import DEFAULT_SUITE, load_suite, new_entry, with_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,14 +32,11 @@ def main(out: str, suite_name: str = DEFAULT_SUITE) -> None:
         if not path.is_file():
             continue
         report = json.loads(path.read_text(encoding="utf-8"))
-        if Path(report.get("run_dir") or "") != Path(out) / task.name or task.metric not in report["test"]:
+        if Path(report.get("run_dir") or "") != Path(out) / task.name:
             continue
-        rows[task.name] = {
-            "recipe": str(task.recipe), "metric": task.metric, "value": float(report["test"][task.metric]),
-            "fit_s": report.get("fit_wall_s"), "machine": report.get("machine"), "date": report.get("date"),
-            "overrides": list(task.overrides), "quick": False, "run_dir": report["run_dir"], "status": "report",
-            "error": None, "source": str(path.relative_to(ROOT)),
-        }  # fmt: skip
+        entry = with_result(new_entry(task, Path(report["run_dir"]), [], False), report)
+        status = "report" if entry["error"] is None else "failed"
+        rows[task.name] = {**entry, "status": status, "source": str(path.relative_to(ROOT))}
     target = Path(out) / SUITE_JSON
     target.parent.mkdir(parents=True, exist_ok=True)
     board = leaderboard(suite.name, str(suite.path), rows, [], False)

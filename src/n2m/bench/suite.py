@@ -198,9 +198,7 @@ def run_task(
     """Train and test one task in `run_dir` (kept as it is with `resume` when it finished with the same recipe
     and arguments); its leaderboard entry: status `trained`, `kept` or `failed`, the metric, value, fit time."""
     arguments = fit_arguments(task, overrides, quick)
-    entry: dict[str, Any] = {"recipe": str(task.recipe), "metric": task.metric, "value": None, "fit_s": None,
-                             "machine": None, "date": None, "overrides": [*task.overrides, *overrides],
-                             "quick": quick, "run_dir": str(run_dir), "status": "failed", "error": None}  # fmt: skip
+    entry = new_entry(task, run_dir, overrides, quick)
     if not task.recipe.is_file():
         entry["error"] = f"no recipe file {task.recipe}"
         return entry
@@ -221,9 +219,21 @@ def run_task(
     return read_result(entry, run_dir)
 
 
+def new_entry(task: Task, run_dir: Path, overrides: Sequence[str], quick: bool) -> dict[str, Any]:
+    """A leaderboard entry before its run: failed until a result says otherwise."""
+    return {"recipe": str(task.recipe), "metric": task.metric, "value": None, "fit_s": None, "machine": None,
+            "date": None, "overrides": [*task.overrides, *overrides], "quick": quick, "run_dir": str(run_dir),
+            "status": "failed", "error": None}  # fmt: skip
+
+
 def read_result(entry: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The task's number, as the run's results.json has it."""
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    return with_result(entry, json.loads((run_dir / "results.json").read_text(encoding="utf-8")))
+
+
+def with_result(entry: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """`entry` with the task's metric, value, fit time, machine and date from a run's results.json (or a report
+    that holds it)."""
     test = results.get("test") or {}
     metric = entry["metric"] or next((f"test/{k.removeprefix('val/')}" for k in results.get("best_val") or {}), None)
     if metric not in test:

@@ -75,11 +75,10 @@ def best_validation(checkpoint: dict[str, Any]) -> dict[str, float]:
 def export_checkpoint(
     checkpoint: str | Path, out_dir: str | Path, vocab: Vocabulary = "full", title: str | None = None
 ) -> Path:
-    """Write the model of `checkpoint` (a file, or a run folder: its best checkpoint) to `out_dir`. `vocab`: for
-    a model trained on a trimmed vocabulary, `full` puts its rows back into the backbone's whole table (generators
-    keep theirs: see `full_vocabulary`); `trained` keeps the small table. `title` names the model on its page
-    (default: the run's folder name)."""
-    checkpoint = chosen_checkpoint(checkpoint)
+    """Write the model of `checkpoint` to `out_dir` (a run folder's: `chosen_checkpoint`). `vocab`: for a model
+    trained on a trimmed vocabulary, `full` puts its rows back into the backbone's whole table (generators keep
+    theirs: see `full_vocabulary`); `trained` keeps the small table. `title` names the model on its page (default:
+    the run's folder name)."""
     ckpt = read_checkpoint(checkpoint)
     if CARD_KEY not in ckpt:
         raise ValueError(
