@@ -1246,6 +1246,18 @@ def side_by_side(root: Path) -> list[str]:
         row("sts_vs_hf", "KorSTS on one GPU, tool against tool (both on the trimmed e5-small)", "sts_vs_hf.gpu.json",
             f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['hf']['pearson'])}; train pairs/s {times(q['throughput'])}; "
             f"peak GPU memory {times(q.get('peak_gpu'))}", r)  # fmt: skip
+    if r := load(root, "classify_vs_hf.json"):
+        tasks = r["tasks"]
+        scores = "; ".join(f"`{task}` {metric_name('test/' + t['metric'])} {f4(t['n2m'][t['metric']])} vs "
+                           f"{f4(t['hf'][t['metric']])}" for task, t in tasks.items())  # fmt: skip
+
+        def speed(against: str) -> str:
+            ratios = [t["ratios"][against]["throughput"] for t in tasks.values()]
+            return f"{times(min(ratios))} to {times(max(ratios))}"
+
+        row("classify_vs_hf", "Korean classification recipes, tool against tool (HF `Trainer`, full e5-small)",
+            "classify_vs_hf.json", f"{scores}; train examples/s {speed('n2m_vs_hf')} ({speed('n2m_vs_hf_same_model')} "
+            "against HF on n2m's trimmed model)", r)  # fmt: skip
     if r := load(root, "ner_vs_hf.json"):
         hf = r["hf"] if r["hf"].get("head_lr") is not None else None
         what = "KLUE-NER, same model" + ("" if hf else " (HF without n2m's `head_lr`)")
@@ -1287,8 +1299,8 @@ def side_by_side(root: Path) -> list[str]:
 
 
 def more_pages(root: Path) -> list[str]:
-    shown = {"sts_vs_hf", "sts_same_model", "ner_vs_hf", "seq2seq_vs_hf", "retrieval_vs_st", "caption_vs_hf",
-             "pos_vs_kiwi", "serve_load", "suite"}  # fmt: skip
+    shown = {"sts_vs_hf", "classify_vs_hf", "sts_same_model", "ner_vs_hf", "seq2seq_vs_hf", "retrieval_vs_st",
+             "caption_vs_hf", "pos_vs_kiwi", "serve_load", "suite"}  # fmt: skip
     names = [n for n, render in PAGES.items() if n not in shown and render(root) is not None]
     return ["More: " + ", ".join(f"[{n}](docs/benchmarks/{n}.md)" for n in names) + "."]
 
