@@ -115,11 +115,11 @@ def train_timer_arg(path: str | Path) -> str:
     return json.dumps({"class_path": "_measure.TrainTimer", "init_args": {"path": str(path)}})
 
 
-def run_child(script: str, system: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Run `script --child SYSTEM --config-json CONFIG` in a fresh interpreter, so the system's peak RSS is its
-    own, and return the JSON object it prints last."""
+def run_child(script: str, system: str, config: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `script --child SYSTEM --config-json CONFIG` in a fresh interpreter (with `env` added to this one's),
+    so the system's peak RSS is its own, and return the JSON object it prints last."""
     cmd = [sys.executable, script, "--child", system, "--config-json", json.dumps(config)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{system} failed:\n{result.stderr[-4000:]}")

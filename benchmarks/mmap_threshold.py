@@ -5,14 +5,24 @@ in its own child process (so its peak RSS is its own), one after another on the 
 threshold (what a process gets by default), and the threshold fixed at each of `--thresholds-mb`. Writes
 benchmarks/results/mmap_threshold.json and a Markdown table.
 
+`--generation RUN_DIR`: what the threshold does to generation instead. The checkpoint a finished
+`recipes/ko-caption.yaml` run chose decodes the recipe's test split (beam search, as `n2m fit` scores it) in a
+child process per setting: glibc's dynamic threshold; the threshold fixed at 4 MB for the whole process
+(`MALLOC_MMAP_THRESHOLD_`, as `n2m fit` left it before generation lifted it); and `n2m.allocator.fix_mmap_threshold`
+at 4 MB, as `n2m fit` sets it now (lifted while a model generates). Each setting runs `--repeats` times, in turn.
+Writes benchmarks/results/mmap_threshold.generation.json.
+
     python benchmarks/mmap_threshold.py     # about 3 min per setting on 2 cores
+    python benchmarks/mmap_threshold.py --generation runs/ko-caption   # about 30 s per setting
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,14 +44,82 @@ def run_setting(threshold_mb: float, batches: int, out: str) -> dict:
     return {"peak_rss_mb": peak_rss_mb(), "train_s": round(train_s, 1)}
 
 
+GENERATION_SETTINGS = ("dynamic", "fixed", "lifted")
+FOUR_MB = 4 << 20
+
+
+def run_generation(setting: str, run_dir: str, out: str) -> dict:
+    """Decode the test split with the run's chosen checkpoint; `fixed` is set by the parent's environment."""
+    import lightning as L
+    from caption_vs_hf import recipe_data
+
+    from n2m.allocator import fix_mmap_threshold
+    from n2m.core.export import chosen_checkpoint
+    from n2m.shapes.n2m.task import Seq2SeqTask
+
+    if setting == "lifted":
+        fix_mmap_threshold(FOUR_MB)
+    task = Seq2SeqTask.load_from_checkpoint(chosen_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    data = recipe_data(ROOT / "recipes/ko-caption.yaml", quick=False)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False, accelerator="cpu",
+                        default_root_dir=out)  # fmt: skip
+    data.setup("test")  # images decoded before the clock starts
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    start = time.perf_counter()
+    scores = trainer.test(task, datamodule=data, verbose=False)[0]
+    seconds = time.perf_counter() - start
+    return {
+        "test_s": round(seconds, 1),
+        "tokens": task.generated_tokens,
+        "tokens_per_s": round(task.generated_tokens / seconds, 1),
+        "page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
+        "cider": round(scores["test/cider"], 2),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def generation_main(run_dir: str, repeats: int, out: str) -> None:
+    results: dict = {"machine": machine(), "date": today(), "run_dir": run_dir, "repeats": repeats, "settings": {}}
+    runs: dict[str, list[dict]] = {s: [] for s in GENERATION_SETTINGS}
+    for _ in range(repeats):  # in turn, so a slow spell of the shared machine falls on every setting
+        for setting in GENERATION_SETTINGS:
+            env = {"MALLOC_MMAP_THRESHOLD_": str(FOUR_MB)} if setting == "fixed" else {}
+            config = {"run_dir": run_dir, "out": f"{out}/{setting}"}
+            runs[setting].append(run_child(__file__, f"generation-{setting}", config, env))
+            print(setting, json.dumps(runs[setting][-1]), flush=True)
+    for setting, rs in runs.items():
+        middle = sorted(rs, key=lambda r: r["tokens_per_s"])[len(rs) // 2]  # the median run
+        results["settings"][setting] = {**middle, "tokens_per_s_runs": [r["tokens_per_s"] for r in rs]}
+    base = results["settings"]["dynamic"]
+    lines = ["| mmap threshold | tokens/s | × glibc's | page faults | × glibc's | test CIDEr-D |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for setting, r in results["settings"].items():
+        speed, faults = r["tokens_per_s"] / base["tokens_per_s"], r["page_faults"] / base["page_faults"]
+        lines.append(f"| {setting} | {r['tokens_per_s']} | ×{speed:.2f} | {r['page_faults']} | ×{faults:.2f} "
+                     f"| {r['cider']} |")  # fmt: skip
+    write_results(ROOT / "benchmarks/results", "mmap_threshold.generation", results, "\n".join(lines) + "\n")
+    write_pages("mmap_threshold")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--thresholds-mb", type=float, nargs="+", default=[1, 4])
     parser.add_argument("--out", default=str(ROOT / "runs/bench-mmap"))
-    parser.add_argument("--child", help="a threshold in MB, or 'dynamic'")
+    parser.add_argument("--generation", metavar="RUN_DIR", help="a finished ko-caption run: measure generation")
+    parser.add_argument("--repeats", type=int, default=3, help="--generation: runs of each setting")
+    parser.add_argument("--child", help="a threshold in MB, 'dynamic', or generation-SETTING")
     parser.add_argument("--config-json")
     args = parser.parse_args()
+    if args.child and args.child.startswith("generation-"):
+        config = json.loads(args.config_json)
+        setting = args.child.removeprefix("generation-")
+        print(json.dumps(run_generation(setting, config["run_dir"], config["out"])))
+        return
+    if args.generation:
+        generation_main(args.generation, args.repeats, f"{args.out}-generation")
+        return
     if args.child:
         config = json.loads(args.config_json)
         threshold = 0.0 if args.child == "dynamic" else float(args.child)

@@ -53,3 +53,37 @@ def test_freed_tensors_are_returned_to_the_os() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_a_users_own_malloc_setting_is_kept() -> None:
     assert probe("fix", MALLOC_MMAP_THRESHOLD_="65536")["fixed"] is False
+
+
+# A cache grown a step at a time while `generating()` is on, as generation grows its key/value cache: with the
+# threshold lifted, the copies come from the heap; fixed at 4 MB throughout, each is a fresh mmap, faulted in.
+GROWING_CACHE = """
+import json, resource
+import torch
+from n2m.allocator import fix_mmap_threshold, generating
+
+fixed = fix_mmap_threshold(4 << 20)
+pins = []
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+with generating():
+    for _ in range(4):
+        cache = torch.zeros(1 << 20)  # 4 MB, grown by 64 KB a step
+        for _ in range(64):
+            cache = torch.cat([cache, torch.ones(1 << 14)])
+            pins.append(torch.ones(16))  # small tensors made between the steps, still alive
+print(json.dumps({"fixed": fixed, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_generation_runs_with_the_threshold_lifted() -> None:
+    def faults(**env: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", GROWING_CACHE], capture_output=True, text=True, check=True,
+                             env={**os.environ, **env})  # fmt: skip
+        return json.loads(out.stdout)
+
+    lifted = faults()
+    fixed_throughout = faults(MALLOC_MMAP_THRESHOLD_=str(4 << 20))  # glibc's own setting: n2m leaves it alone
+    assert lifted["fixed"] is True and fixed_throughout["fixed"] is False
+    # measured: about 115,000 against 404,000 minor page faults
+    assert lifted["faults"] * 2 < fixed_throughout["faults"], (lifted, fixed_throughout)

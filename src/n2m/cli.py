@@ -69,8 +69,8 @@ class N2MCLI(LightningCLI):
             "--mmap_threshold_mb",
             type=float,
             default=4.0,
-            help="fit: tensors of this size or more are mmapped and go back to the OS when freed; lower: less peak "
-            "memory, slower steps; 0: glibc's own dynamic threshold (see n2m.allocator)",
+            help="fit: tensors of this size or more are mmapped and go back to the OS when freed (not while a model "
+            "generates); lower: less peak memory, slower steps; 0: glibc's own dynamic threshold (see n2m.allocator)",
         )
         parser.add_argument(
             "--progress_every",

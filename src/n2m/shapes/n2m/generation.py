@@ -17,6 +17,8 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation import BaseStreamer
 
+from n2m.allocator import generating
+
 
 @dataclass
 class GenerationOptions:
@@ -107,7 +109,8 @@ def generate_from(
     if options.seed is not None:
         torch.manual_seed(options.seed)
     config = options.to_config(model)
-    out = model.generate(**source, generation_config=config, streamer=streamer)
+    with generating():  # the key/value cache grows every token: off mmap (see n2m.allocator)
+        out = model.generate(**source, generation_config=config, streamer=streamer)
     pad, eos = config.pad_token_id, config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos])
     rows = []
