@@ -776,43 +776,51 @@ def mmap_generation(r: Json) -> list[str]:
             ""]  # fmt: skip
 
 
+def mmap_training(name: str, r: Json) -> list[str]:
+    base = r["settings"]["dynamic"]
+    rows = [["glibc's default (dynamic)" if k == "dynamic" else f"{k} MB", f1(s["peak_rss_mb"]),
+             ratio(s["peak_rss_mb"], base["peak_rss_mb"]), f1(s["train_s"]), ratio(s["train_s"], base["train_s"])]
+            for k, s in r["settings"].items()]  # fmt: skip
+    runs = f", the median of {r['repeats']} runs of each setting taken in turn" if r.get("repeats", 1) > 1 else ""
+    body = [f"## {link(name)}: `{r.get('recipe', 'recipes/korsts.yaml')}`, {r['batches']} batches{runs}, "
+            f"{machine_date(r)}", "", *table(["mmap threshold", "peak RSS MB", "× glibc's", "train s", "× glibc's"],
+                                              rows), ""]  # fmt: skip
+    default = r["settings"].get("4")  # n2m's default, which a recipe's own threshold replaces
+    others = [(k, x) for k, x in r["settings"].items() if k != "4"]
+    if default and others:
+        body += ["Against n2m's 4 MB default: " + "; ".join(
+            f"{'glibc' if k == 'dynamic' else k + ' MB'} peak RSS {ratio(x['peak_rss_mb'], default['peak_rss_mb'])}, "
+            f"time {ratio(x['train_s'], default['train_s'])}" for k, x in others) + ".", ""]  # fmt: skip
+    return body
+
+
+MMAP_TRAINING_FILES = ("mmap_threshold.json", "mmap_threshold.earlier-run.json", "mmap_threshold.ko-caption.json")
+
+
 def mmap_threshold(root: Path) -> str | None:
-    runs = [(name, load(root, name)) for name in ("mmap_threshold.json", "mmap_threshold.earlier-run.json")]
-    runs = [(name, r) for name, r in runs if r is not None]
-    generation = load(root, "mmap_threshold.generation.json")
+    runs = [(name, r) for name in MMAP_TRAINING_FILES if (r := load(root, name)) is not None]
     if not runs:
         return None
-    body: list[str] = []
-    for name, r in runs:
-        base = r["settings"]["dynamic"]
-        rows = [["glibc's default (dynamic)" if k == "dynamic" else f"{k} MB", f1(s["peak_rss_mb"]),
-                 ratio(s["peak_rss_mb"], base["peak_rss_mb"]), f1(s["train_s"]), ratio(s["train_s"], base["train_s"])]
-                for k, s in r["settings"].items()]  # fmt: skip
-        body += [f"## {link(name)}: {r['batches']} batches, {machine_date(r)}", "",
-                 *table(["mmap threshold", "peak RSS MB", "× glibc's", "train s", "× glibc's"], rows), ""]  # fmt: skip
-        default = r["settings"].get("4")  # n2m's default, which a recipe's lower threshold replaces
-        others = [(k, x) for k, x in r["settings"].items() if k not in ("4", "dynamic")]
-        if default and others:
-            body += ["Against n2m's 4 MB default: " + "; ".join(
-                f"{k} MB peak RSS {ratio(x['peak_rss_mb'], default['peak_rss_mb'])}, time "
-                f"{ratio(x['train_s'], default['train_s'])}" for k, x in others) + ".", ""]  # fmt: skip
+    body = [line for name, r in runs for line in mmap_training(name, r)]
     body.append(
         "Lower thresholds keep peak RSS lower and cost page faults, so time; on this shared 2-core machine the "
-        "same setting's time moves by several percent from one run to the next (compare the two files), so only "
-        "differences larger than that mean anything."
+        "same setting's time moves by several percent from one run to the next (compare the two KorSTS files), so "
+        "only differences larger than that mean anything."
     )
-    if generation:
+    if generation := load(root, "mmap_threshold.generation.json"):
         body = [*body, "", *mmap_generation(generation)]
         runs.append(("mmap_threshold.generation.json", generation))
     return page(
         "`mmap_threshold_mb`: what glibc's mmap threshold does to a training run's memory",
-        "`recipes/korsts.yaml` trained for a fixed number of batches at several `mmap_threshold_mb` settings (n2m's "
-        "default is 4, the KorSTS recipe sets 2; tensors of at least that size are mmapped and go back to the OS "
-        "when freed instead of fragmenting the heap, see `n2m.allocator`), each in a fresh process: peak RSS and "
-        "training time. Then what the same setting does to generation (tokens/s decoding a test split), and what "
-        "lifting it while a model generates gives back.",
+        "A recipe trained for a fixed number of batches at several `mmap_threshold_mb` settings (n2m's default is "
+        "4, the KorSTS recipe sets 2; tensors of at least that size are mmapped and go back to the OS when freed "
+        "instead of fragmenting the heap, see `n2m.allocator`), each in a fresh process: peak RSS and training "
+        "time. Then what the same setting does to generation (tokens/s decoding a test split), and what lifting it "
+        "while a model generates gives back.",
         ["python benchmarks/mmap_threshold.py --batches 40 --thresholds-mb 1.5 2 4",
-         "python benchmarks/mmap_threshold.py --generation runs/ko-caption   # a finished ko-caption run"],
+         "python benchmarks/mmap_threshold.py --recipe recipes/ko-caption.yaml --batches 120 --thresholds-mb 4 16 "
+         "--repeats 3",
+         "python benchmarks/mmap_threshold.py --generation runs/ko-caption --repeats 3   # a finished ko-caption run"],
         [name for name, _ in runs],
         "; ".join(f"{name}: {machine_date(r)}" for name, r in runs),
         body,

@@ -1,9 +1,10 @@
-"""What fixing glibc's mmap threshold (`n2m.allocator`) does to a KorSTS training run's peak RSS and speed.
+"""What fixing glibc's mmap threshold (`n2m.allocator`) does to a training run's peak RSS and speed.
 
-Each setting trains `recipes/korsts.yaml` on the full KorSTS training file for the first `--batches` batches,
-in its own child process (so its peak RSS is its own), one after another on the same machine: glibc's dynamic
-threshold (what a process gets by default), and the threshold fixed at each of `--thresholds-mb`. Writes
-benchmarks/results/mmap_threshold.json and a Markdown table.
+Each setting trains `--recipe` (default recipes/korsts.yaml) on its full training file for the first `--batches`
+batches, in its own child process (so its peak RSS is its own), one after another on the same machine: glibc's
+dynamic threshold (what a process gets by default), and the threshold fixed at each of `--thresholds-mb`; with
+`--repeats`, every setting runs that many times in turn and the median run is kept. Writes
+benchmarks/results/mmap_threshold.json (another recipe: mmap_threshold.<recipe>.json) and a Markdown table.
 
 `--generation RUN_DIR`: what the threshold does to generation instead. The checkpoint a finished
 `recipes/ko-caption.yaml` run chose decodes the recipe's test split (beam search, as `n2m fit` scores it) in a
@@ -13,7 +14,8 @@ at 4 MB, as `n2m fit` sets it now (lifted while a model generates). Each setting
 Writes benchmarks/results/mmap_threshold.generation.json.
 
     python benchmarks/mmap_threshold.py     # about 3 min per setting on 2 cores
-    python benchmarks/mmap_threshold.py --generation runs/ko-caption   # about 30 s per setting
+    python benchmarks/mmap_threshold.py --recipe recipes/ko-caption.yaml --batches 120 --thresholds-mb 4 16 --repeats 3
+    python benchmarks/mmap_threshold.py --generation runs/ko-caption --repeats 3   # about 30 s per run
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, run_child, today, train_timer_arg, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, repo_path, run_child, today, train_timer_arg, write_results  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 
-def run_setting(threshold_mb: float, batches: int, out: str) -> dict:
+def run_setting(recipe: str, threshold_mb: float, batches: int, out: str) -> dict:
     import n2m.cli
 
-    n2m.cli.main(["fit", "--config", str(ROOT / "recipes/korsts.yaml"), "--mmap_threshold_mb", str(threshold_mb),
+    n2m.cli.main(["fit", "--config", recipe, "--mmap_threshold_mb", str(threshold_mb),
                   "--trainer.max_epochs", "1",
                   "--trainer.limit_train_batches", str(batches), "--trainer.limit_val_batches", "3",
                   "--trainer.num_sanity_val_steps", "0", "--test_after_fit", "false",
@@ -42,6 +44,11 @@ def run_setting(threshold_mb: float, batches: int, out: str) -> dict:
                   "--trainer.callbacks+", train_timer_arg(Path(out, "train_time.json"))])  # fmt: skip
     train_s = json.loads(Path(out, "train_time.json").read_text())["train_s"]
     return {"peak_rss_mb": peak_rss_mb(), "train_s": round(train_s, 1)}
+
+
+def median(runs: list[dict], key: str) -> dict:
+    """The run in the middle by `key` (the lower middle of an even number)."""
+    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
 
 
 GENERATION_SETTINGS = ("dynamic", "fixed", "lifted")
@@ -87,9 +94,8 @@ def generation_main(run_dir: str, repeats: int, out: str) -> None:
             config = {"run_dir": run_dir, "out": f"{out}/{setting}"}
             runs[setting].append(run_child(__file__, f"generation-{setting}", config, env))
             print(setting, json.dumps(runs[setting][-1]), flush=True)
-    for setting, rs in runs.items():
-        middle = sorted(rs, key=lambda r: r["tokens_per_s"])[len(rs) // 2]  # the median run
-        results["settings"][setting] = {**middle, "tokens_per_s_runs": [r["tokens_per_s"] for r in rs]}
+    results["settings"] = {s: {**median(rs, "tokens_per_s"), "tokens_per_s_runs": [r["tokens_per_s"] for r in rs]}
+                           for s, rs in runs.items()}  # fmt: skip
     base = results["settings"]["dynamic"]
     lines = ["| mmap threshold | tokens/s | × glibc's | page faults | × glibc's | test CIDEr-D |",
              "|---|---|---|---|---|---|"]  # fmt: skip
@@ -104,11 +110,12 @@ def generation_main(run_dir: str, repeats: int, out: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default=str(ROOT / "recipes/korsts.yaml"))
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--thresholds-mb", type=float, nargs="+", default=[1, 4])
     parser.add_argument("--out", default=str(ROOT / "runs/bench-mmap"))
     parser.add_argument("--generation", metavar="RUN_DIR", help="a finished ko-caption run: measure generation")
-    parser.add_argument("--repeats", type=int, default=3, help="--generation: runs of each setting")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each setting, in turn (the median is kept)")
     parser.add_argument("--child", help="a threshold in MB, 'dynamic', or generation-SETTING")
     parser.add_argument("--config-json")
     args = parser.parse_args()
@@ -123,15 +130,22 @@ def main() -> None:
     if args.child:
         config = json.loads(args.config_json)
         threshold = 0.0 if args.child == "dynamic" else float(args.child)
-        print(json.dumps(run_setting(threshold, config["batches"], f"{config['out']}/{args.child}")))
+        print(json.dumps(run_setting(config["recipe"], threshold, config["batches"], f"{config['out']}/{args.child}")))
         return
 
     settings = ["dynamic"] + [f"{mb:g}" for mb in args.thresholds_mb]
-    results: dict = {"machine": machine(), "date": today(), "batches": args.batches, "settings": {}}
-    for setting in settings:
-        print(f"running {setting} …", flush=True)
-        results["settings"][setting] = run_child(__file__, setting, {"batches": args.batches, "out": args.out})
-        print(json.dumps(results["settings"][setting]), flush=True)
+    recipe = Path(args.recipe)
+    results: dict = {"machine": machine(), "date": today(), "recipe": repo_path(recipe), "batches": args.batches,
+                     "repeats": args.repeats, "settings": {}}  # fmt: skip
+    runs: dict[str, list[dict]] = {s: [] for s in settings}
+    config = {"recipe": str(recipe), "batches": args.batches, "out": args.out}
+    for _ in range(args.repeats):  # in turn, so a slow spell of the shared machine falls on every setting
+        for setting in settings:
+            print(f"running {setting} …", flush=True)
+            runs[setting].append(run_child(__file__, setting, config))
+            print(json.dumps(runs[setting][-1]), flush=True)
+    results["settings"] = {s: {**median(rs, "train_s"), "train_s_runs": [r["train_s"] for r in rs]}
+                           for s, rs in runs.items()}  # fmt: skip
     base = results["settings"]["dynamic"]
     lines = ["| mmap threshold | peak RSS MB | train s | RSS vs glibc's default | time vs glibc's default |",
              "|---|---|---|---|---|"]  # fmt: skip
@@ -139,7 +153,8 @@ def main() -> None:
         name = "glibc's dynamic default" if setting == "dynamic" else f"fixed at {setting} MB"
         lines.append(f"| {name} | {r['peak_rss_mb']} | {r['train_s']} | ×{r['peak_rss_mb'] / base['peak_rss_mb']:.2f} "
                      f"| ×{r['train_s'] / base['train_s']:.2f} |")  # fmt: skip
-    write_results(ROOT / "benchmarks/results", "mmap_threshold", results, "\n".join(lines) + "\n")
+    name = "mmap_threshold" if recipe.stem == "korsts" else f"mmap_threshold.{recipe.stem}"
+    write_results(ROOT / "benchmarks/results", name, results, "\n".join(lines) + "\n")
     write_pages("mmap_threshold")
     print("\n".join(lines))
 
