@@ -811,7 +811,7 @@ def mmap_threshold(root: Path) -> str | None:
         body = [*body, "", *mmap_generation(generation)]
         runs.append(("mmap_threshold.generation.json", generation))
     return page(
-        "`mmap_threshold_mb`: what glibc's mmap threshold does to a training run's memory",
+        "`mmap_threshold_mb`: what glibc's mmap threshold does to training memory and generation speed",
         "A recipe trained for a fixed number of batches at several `mmap_threshold_mb` settings (n2m's default is "
         "4, the KorSTS recipe sets 2; tensors of at least that size are mmapped and go back to the OS when freed "
         "instead of fragmenting the heap, see `n2m.allocator`), each in a fresh process: peak RSS and training "
