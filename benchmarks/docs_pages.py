@@ -585,9 +585,11 @@ def retrieval_vs_st(root: Path) -> str | None:
         s = d.get("settings", {})
         setup = (f"{d['train_pairs']} training pairs, {s.get('epochs')} epoch(s), batch {s.get('batch_size')}, lr "
                  f"{s.get('lr')}, " if d else "")  # fmt: skip
+        earlier = stem.endswith(".earlier-run")
         body += [
-            f"## {r['mode']} mode ({machine_date(r)})",
+            f"## {r['mode']} mode{', the run before' if earlier else ''} ({machine_date(r)})",
             "",
+            *([EARLIER_CAPTION_RUN, ""] if earlier else []),
             f"{setup}{r['queries']} held-out test questions ranked against all {r['corpus_size']} answers by exact "
             "cosine."
             + (
@@ -1034,6 +1036,35 @@ def caption_dev_trials(root: Path) -> str | None:
     )
 
 
+def classify_dev_trials(root: Path) -> str | None:
+    r = load(root, "classify_dev_trials.json")
+    if r is None:
+        return None
+    body: list[str] = []
+    for entry in r.values():
+        monitor = entry["monitor"]
+        rows = [[f"`{trial}`", " ".join(f"`{o}`" for o in t["overrides"]) or "(the recipe)",
+                 " / ".join(f4(x) for x in t["val_by_epoch"][monitor]), str(t["best_epoch"]), f4(t["best"][monitor]),
+                 f4(t["best"]["accuracy"]), f1(t["train_s"]), f1(t["peak_rss_mb"]), t["date"]]
+                for trial, t in entry["trials"].items()]  # fmt: skip
+        name = metric_name(f"test/{monitor}")
+        body += [f"## `{entry['recipe']}`, monitored by {name}", "",
+                 *table(["trial", "overrides", f"val {name} by epoch", "best epoch", f"best val {name}",
+                         "val accuracy there", "train s", "peak RSS MB", "date"], rows), ""]  # fmt: skip
+    machines = sorted({t["machine"] for e in r.values() for t in e["trials"].values()})
+    return page(
+        "Korean classification: n2m's design choices screened on validation",
+        "what a classification recipe's score owes to n2m's design where `classify_vs_hf` found HF `Trainer` "
+        "ahead on the same model: mean pooling against the first token HF's head reads, and length-grouped "
+        "batches against a random order. Each trial is the recipe with its overrides, one run, judged on the "
+        "**validation** split only (the test split is not read).",
+        ["python benchmarks/classify_dev_trials.py --recipe recipes/ko-hate-speech.yaml   # ~7 min a trial"],
+        ["classify_dev_trials.json"],
+        f"{'; '.join(machines)} (each trial's date in its row)",
+        body,
+    )
+
+
 CAPTION_HEADERS = ["system", "BLEU (char)", "chrF", "CIDEr-D", "CIDEr-D, unseen combinations", "train images/s",
                    "images/s in steps", "generated tokens/s", "peak RSS MB"]  # fmt: skip
 
@@ -1042,6 +1073,11 @@ FOREACH_CAPTION_RUN = (
     " In this run HF's AdamW was PyTorch's default (foreach), where n2m's is fused, and n2m's timed test batches "
     "also scored BLEU and chrF with torchmetrics (×19 SacreBLEU's time: [scoring_speed](scoring_speed.md)), which "
     "is most of its generated tokens/s gap."
+)
+EARLIER_CAPTION_RUN = (
+    "The same code but for generation, which ran with glibc's mmap threshold fixed at 4 MB (before "
+    "`n2m.allocator.generating`, see [mmap_threshold](mmap_threshold.md)): the scores are the same to the digit; "
+    "the training speeds of the two runs differ by what the shared machine did, on both sides."
 )
 OLDER_CAPTION_RUN = (
     " This run predates the training loop's timing (steps alone were timed) and timed n2m's generation with the "
@@ -1058,7 +1094,8 @@ def caption_speeds(s: Json) -> tuple[float | None, float]:
 
 
 def caption_vs_hf(root: Path) -> str | None:
-    stems = [s for s in ("caption_vs_hf", "caption_vs_hf.quick") if load(root, f"{s}.json") is not None]
+    stems = [s for s in ("caption_vs_hf", "caption_vs_hf.earlier-run", "caption_vs_hf.quick")
+             if load(root, f"{s}.json") is not None]  # fmt: skip
     if not stems:
         return None
     names = {"hf": "HF `Seq2SeqTrainer`", "n2m": "n2m (`recipes/ko-caption.yaml`)"}
@@ -1073,9 +1110,11 @@ def caption_vs_hf(root: Path) -> str | None:
         n2m, hf = r["n2m"], r["hf"]
         (n2m_loop, n2m_steps), (hf_loop, hf_steps) = caption_speeds(n2m), caption_speeds(hf)
         older = "step_images_per_s" not in n2m
+        earlier = stem.endswith(".earlier-run")
         body += [
-            f"## {r['mode']} mode ({machine_date(r)})",
+            f"## {r['mode']} mode{', the run before' if earlier else ''} ({machine_date(r)})",
             "",
+            *([EARLIER_CAPTION_RUN, ""] if earlier else []),
             f"{d['train_rows']:,} training captions × {d['epochs']} epoch(s); {d['test_images']:,} test images and "
             f"{d['novel_images']:,} images of held-out combinations, each against all its references."
             + (" A quick run is a smoke test for CI, not a measurement of quality." if r["mode"] == "quick" else ""),
@@ -1225,6 +1264,7 @@ PAGES: dict[str, Callable[[Path], str | None]] = {
     "sts_dev_trials": sts_dev_trials,
     "sts_seed_soup": sts_seed_soup,
     "caption_dev_trials": caption_dev_trials,
+    "classify_dev_trials": classify_dev_trials,
     "caption_vs_hf": caption_vs_hf,
     "ner_vs_hf": ner_vs_hf,
     "pos_vs_kiwi": pos_vs_kiwi,
