@@ -80,7 +80,8 @@ MIRRORED = {
     "model": {"pooling", "monitor", "dropout", "optimization"},
     "optimization": {"lr", "warmup_ratio", "weight_decay", "schedule", "head_lr"},
     "data": {"backbone", "objective", "pair_encoding", "train", "val", "test", "columns", "label_names",
-             "text_prefix", "swap_pairs", "batch_size", "max_length", "trim_vocab"},
+             "text_prefix", "swap_pairs", "batch_size", "max_length", "trim_vocab",
+             "group_by_length"},  # HF's batches are in a random order: n2m's too where a recipe turns grouping off
     "trainer": {"max_epochs", "default_root_dir", "gradient_clip_val"},
 }  # fmt: skip
 HF_SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
