@@ -25,6 +25,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +47,18 @@ def run_setting(recipe: str, threshold_mb: float, batches: int, out: str) -> dic
     return {"peak_rss_mb": peak_rss_mb(), "train_s": round(train_s, 1)}
 
 
-def median(runs: list[dict], key: str) -> dict:
-    """The run in the middle by `key` (the lower middle of an even number)."""
-    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+def in_turn(settings: Sequence[str], repeats: int, key: str, run: Callable[[str], dict]) -> dict[str, dict]:
+    """`run(setting)` for every setting, `repeats` times in turn (so a slow spell of the shared machine falls on
+    every setting); per setting, the median run by `key` (the lower middle of an even number) and every run's
+    `key`."""
+    runs: dict[str, list[dict]] = {s: [] for s in settings}
+    for _ in range(repeats):
+        for setting in settings:
+            print(f"running {setting} …", flush=True)
+            runs[setting].append(run(setting))
+            print(json.dumps(runs[setting][-1]), flush=True)
+    middle = {s: sorted(rs, key=lambda r: r[key])[(len(rs) - 1) // 2] for s, rs in runs.items()}
+    return {s: {**middle[s], f"{key}_runs": [r[key] for r in rs]} for s, rs in runs.items()}
 
 
 GENERATION_SETTINGS = ("dynamic", "fixed", "lifted")
@@ -87,15 +97,13 @@ def run_generation(setting: str, run_dir: str, out: str) -> dict:
 
 def generation_main(run_dir: str, repeats: int, out: str) -> None:
     results: dict = {"machine": machine(), "date": today(), "run_dir": run_dir, "repeats": repeats, "settings": {}}
-    runs: dict[str, list[dict]] = {s: [] for s in GENERATION_SETTINGS}
-    for _ in range(repeats):  # in turn, so a slow spell of the shared machine falls on every setting
-        for setting in GENERATION_SETTINGS:
-            env = {"MALLOC_MMAP_THRESHOLD_": str(FOUR_MB)} if setting == "fixed" else {}
-            config = {"run_dir": run_dir, "out": f"{out}/{setting}"}
-            runs[setting].append(run_child(__file__, f"generation-{setting}", config, env))
-            print(setting, json.dumps(runs[setting][-1]), flush=True)
-    results["settings"] = {s: {**median(rs, "tokens_per_s"), "tokens_per_s_runs": [r["tokens_per_s"] for r in rs]}
-                           for s, rs in runs.items()}  # fmt: skip
+
+    def run(setting: str) -> dict:
+        env = {"MALLOC_MMAP_THRESHOLD_": str(FOUR_MB)} if setting == "fixed" else {}
+        config = {"run_dir": run_dir, "out": f"{out}/{setting}"}
+        return run_child(__file__, f"generation-{setting}", config, env)
+
+    results["settings"] = in_turn(GENERATION_SETTINGS, repeats, "tokens_per_s", run)
     base = results["settings"]["dynamic"]
     lines = ["| mmap threshold | tokens/s | × glibc's | page faults | × glibc's | test CIDEr-D |",
              "|---|---|---|---|---|---|"]  # fmt: skip
@@ -137,15 +145,8 @@ def main() -> None:
     recipe = Path(args.recipe)
     results: dict = {"machine": machine(), "date": today(), "recipe": repo_path(recipe), "batches": args.batches,
                      "repeats": args.repeats, "settings": {}}  # fmt: skip
-    runs: dict[str, list[dict]] = {s: [] for s in settings}
     config = {"recipe": str(recipe), "batches": args.batches, "out": args.out}
-    for _ in range(args.repeats):  # in turn, so a slow spell of the shared machine falls on every setting
-        for setting in settings:
-            print(f"running {setting} …", flush=True)
-            runs[setting].append(run_child(__file__, setting, config))
-            print(json.dumps(runs[setting][-1]), flush=True)
-    results["settings"] = {s: {**median(rs, "train_s"), "train_s_runs": [r["train_s"] for r in rs]}
-                           for s, rs in runs.items()}  # fmt: skip
+    results["settings"] = in_turn(settings, args.repeats, "train_s", lambda s: run_child(__file__, s, config))
     base = results["settings"]["dynamic"]
     lines = ["| mmap threshold | peak RSS MB | train s | RSS vs glibc's default | time vs glibc's default |",
              "|---|---|---|---|---|"]  # fmt: skip
