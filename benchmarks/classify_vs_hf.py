@@ -17,7 +17,7 @@ side does not mirror stops the script.
     pooler weights), random-order batches padded by `DataCollatorWithPadding`.
 (b) `hf_same_model`: the same, on the vocabulary-trimmed folder n2m's recipe trains (`TextDataModule.backbone_dir`,
     cut to the train + val texts): (a) against (b) is what the model (trimming) changes, (b) against n2m is what
-    n2m's design changes (mean pooling, no pooler, length-grouped batches, its loop).
+    n2m's design changes (mean pooling, no pooler, length-grouped batches where the recipe keeps them, its loop).
 (c) `n2m`: read from a finished `n2m bench` run (`--n2m-from`, default runs/bench/korean: each task's
     results.json, its bench.json recipe_sha256 checked against the recipe file, its test_predictions.jsonl against
     the test file), or trained here (`--run-n2m`: `n2m fit --config RECIPE`, its own run folder; also with

@@ -1206,7 +1206,9 @@ def classify_part(r: Json) -> list[str]:
         "",
         "(a) is what a user gets from HF; (b) − (a) is what the model (n2m's vocabulary trimming) changes in the same "
         "tool; n2m − (b) is what n2m's design changes on the same trimmed model (mean pooling and no pooler against "
-        "HF's first-token pooler head, length-grouped batches, its loop).",
+        "HF's first-token pooler head, length-grouped batches where the recipe keeps them, its loop). "
+        "`ko-hate-speech` trains on random-order batches since 2026-12-04, chosen on validation "
+        "([classify_dev_trials](classify_dev_trials.md)).",
         "",
         *table(score_headers, scores),
         "",
