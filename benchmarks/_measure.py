@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,15 @@ def recipe_settings(recipe: Path, epochs: int | None = None) -> dict[str, Any]:
         "seed": config.get("seed_everything", 0),
         "trim_vocab": data.get("trim_vocab", False),
     }
+
+
+def val_by_epoch(root: Path, metrics: Sequence[str]) -> dict[str, list[float]]:
+    """Each `val/<metric>` after each epoch of the n2m run in `root` (all its logged versions, in order)."""
+    rows = []
+    for path in sorted(root.glob("logs/version_*/metrics.csv")):
+        with path.open(encoding="utf-8") as f:
+            rows += [r for r in csv.DictReader(f) if any(r.get(f"val/{m}") for m in metrics)]
+    return {m: [round(float(r[f"val/{m}"]), 4) for r in rows if r.get(f"val/{m}")] for m in metrics}
 
 
 def peak_rss_mb() -> float:

@@ -14,7 +14,6 @@ is the trial with the best validation CIDEr-D.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, n2m_command, today, train_timer_arg  # noqa: E402
+from _measure import machine, n2m_command, today, train_timer_arg, val_by_epoch  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 RECIPE = "recipes/ko-caption.yaml"
@@ -52,15 +51,6 @@ TRIALS: dict[str, list[str]] = {
 METRICS = ("cider", "bleu", "chrf", "object_accuracy", "count_accuracy")
 
 
-def by_epoch(root: Path) -> dict[str, list[float]]:
-    """Each validation metric after each epoch of the run in `root` (all its logged versions, in order)."""
-    rows = []
-    for path in sorted(root.glob("logs/version_*/metrics.csv")):
-        with path.open(encoding="utf-8") as f:
-            rows += [r for r in csv.DictReader(f) if r.get("val/cider")]
-    return {m: [round(float(r[f"val/{m}"]), 4) for r in rows if r.get(f"val/{m}")] for m in METRICS}
-
-
 def main(names: list[str], collect: bool, rows: int, epochs: int) -> None:
     out = ROOT / "benchmarks/results/caption_dev_trials.json"
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
@@ -68,11 +58,11 @@ def main(names: list[str], collect: bool, rows: int, epochs: int) -> None:
     for name in names:
         root = ROOT / f"runs/trial-caption-{name}"
         if not collect:
-            shutil.rmtree(root, ignore_errors=True)  # a fresh run: `by_epoch` reads every logged version in it
+            shutil.rmtree(root, ignore_errors=True)  # a fresh run: `val_by_epoch` reads every logged version in it
             n2m_command("fit", "--config", RECIPE, "--test_after_fit", "false", "--trainer.default_root_dir", str(root),
                         "--trainer.enable_progress_bar", "false", *budget, *TRIALS[name],
                         "--trainer.callbacks+", train_timer_arg(root / "train_time.json"))  # fmt: skip
-        metrics = by_epoch(root)
+        metrics = val_by_epoch(root, METRICS)
         best = max(range(len(metrics["cider"])), key=metrics["cider"].__getitem__)
         timer = json.loads((root / "train_time.json").read_text(encoding="utf-8"))
         date = results.get(name, {}).get("date", today()) if collect else today()

@@ -16,7 +16,6 @@ metric, and its test figure is then the next suite's.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -26,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, n2m_command, repo_path, today, train_timer_arg  # noqa: E402
+from _measure import machine, n2m_command, repo_path, today, train_timer_arg, val_by_epoch  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 TRIALS: dict[str, list[str]] = {
@@ -38,15 +37,6 @@ TRIALS: dict[str, list[str]] = {
 METRICS = ("f1_macro", "accuracy")
 
 
-def by_epoch(root: Path) -> dict[str, list[float]]:
-    """Each validation metric after each epoch of the run in `root` (all its logged versions, in order)."""
-    rows = []
-    for path in sorted(root.glob("logs/version_*/metrics.csv")):
-        with path.open(encoding="utf-8") as f:
-            rows += [r for r in csv.DictReader(f) if any(r.get(f"val/{m}") for m in METRICS)]
-    return {m: [round(float(r[f"val/{m}"]), 4) for r in rows if r.get(f"val/{m}")] for m in METRICS}
-
-
 def run_trials(recipe: Path, names: list[str], collect: bool) -> None:
     out = ROOT / "benchmarks/results/classify_dev_trials.json"
     results = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
@@ -56,11 +46,11 @@ def run_trials(recipe: Path, names: list[str], collect: bool) -> None:
     for name in names:
         root = ROOT / f"runs/trial-{recipe.stem}-{name}"
         if not collect:
-            shutil.rmtree(root, ignore_errors=True)  # a fresh run: `by_epoch` reads every logged version in it
+            shutil.rmtree(root, ignore_errors=True)  # a fresh run: `val_by_epoch` reads every logged version in it
             n2m_command("fit", "--config", str(recipe), "--test_after_fit", "false", "--trainer.default_root_dir",
                         str(root), "--trainer.enable_progress_bar", "false", *TRIALS[name],
                         "--trainer.callbacks+", train_timer_arg(root / "train_time.json"))  # fmt: skip
-        metrics = by_epoch(root)
+        metrics = val_by_epoch(root, METRICS)
         best = max(range(len(metrics[monitor])), key=metrics[monitor].__getitem__)
         timer = json.loads((root / "train_time.json").read_text(encoding="utf-8"))
         earlier = trials["trials"].get(name, {})
