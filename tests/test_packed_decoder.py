@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from n2m.shapes.n2m import packed as packing
 from n2m.shapes.n2m.model import Seq2SeqModel, build_seq2seq, special_ids
 from n2m.shapes.n2m.packed import packable, packed_logits
 from n2m.shapes.n2m.vision import VisionSize, build_captioner
@@ -35,8 +36,10 @@ def models(backbone: str):
     return {"captioner": (captioner, images), "text": (text, texts)}
 
 
+@pytest.mark.parametrize("runs", [1, 3, 4])  # one padded call; runs of 2, 1 and 1 rows; a row each
 @pytest.mark.parametrize("kind", ["captioner", "text"])
-def test_packed_logits_are_the_models_own(tiny_backbone, kind):
+def test_packed_logits_are_the_models_own(tiny_backbone, kind, runs, monkeypatch):
+    monkeypatch.setattr(packing, "CPU_RUNS", runs)
     net, source = models(tiny_backbone)[kind]
     net.eval()
     target = labels([6, 2, 11, 1], 11, net.config.decoder.vocab_size)
