@@ -256,6 +256,13 @@ def mmap_runs(root: Path, cpu: Json) -> list[str]:
     ]
 
 
+DESIGN_ROW = (
+    "**Design row**: n2m with `data.group_by_length: false`, every other setting the recipe's: what n2m's "
+    "length-grouped batches are worth against a random order (sentence-transformers' own), in Pearson and speed. "
+    "The choice between them is made on dev Pearson."
+)
+
+
 def sts_same_model(root: Path) -> str | None:
     runs = [(label, name, load(root, name)) for label, name in
             (("CPU", "sts_same_model.json"), ("GPU", "sts_same_model.gpu.json"))]  # fmt: skip
@@ -267,7 +274,9 @@ def sts_same_model(root: Path) -> str | None:
         st, n2m = r["st"], r["n2m"]
         rows = [[name, f4(s.get("pearson")), f4(s.get("spearman")), f2(s.get("samples_per_s")), f1(s.get("wall_s")),
                  f1(s.get("peak_rss_mb")), f1(s.get("peak_gpu_mb"))]
-                for name, s in (("sentence-transformers `SentenceTransformerTrainer`", st), ("n2m", n2m))]  # fmt: skip
+                for name, s in (("sentence-transformers `SentenceTransformerTrainer`", st), ("n2m", n2m),
+                                ("n2m, batches in random order (design row)", r.get("n2m_random_order")))
+                if s is not None]  # fmt: skip
         seeds = r.get("seeds")
         over = f", the mean over seeds {', '.join(map(str, seeds))}" if seeds else ""
         body += [
@@ -289,7 +298,17 @@ def sts_same_model(root: Path) -> str | None:
                            for seed, a, b in pairs])  # fmt: skip
             body += ["", f"Spread of test Pearson between seeds (standard deviation): n2m {f4(n2m['pearson_sd'])}, "
                          f"sentence-transformers {f4(st['pearson_sd'])}."]  # fmt: skip
-        extra = {k: v for k, v in r.items() if k not in ("mode", "machine", "date", "st", "n2m", "seeds")}
+        if design := r.get("n2m_random_order"):
+            body += ["", DESIGN_ROW, ""]
+            by_seed = design.get("seeds") or {str(r["settings"]["seed"]): design}
+            body += table(["seed", "random order: test Pearson", "dev Pearson", "pairs/s", "length-grouped (the "
+                           "recipe): dev Pearson", "pairs/s"],
+                          [[seed, f4(a["pearson"]), f4(a["val_pearson"]), f2(a["samples_per_s"]),
+                            f4((n2m.get("seeds") or {seed: n2m})[seed]["val_pearson"]),
+                            f2((n2m.get("seeds") or {seed: n2m})[seed]["samples_per_s"])]
+                           for seed, a in by_seed.items()])  # fmt: skip
+        extra = {k: v for k, v in r.items()
+                 if k not in ("mode", "machine", "date", "st", "n2m", "n2m_random_order", "seeds")}  # fmt: skip
         if extra:
             body += ["", "Also in the file:", ""]
             body += [f"- `{k}`: `{json.dumps(v, ensure_ascii=False)}`" for k, v in extra.items()]
@@ -304,6 +323,7 @@ def sts_same_model(root: Path) -> str | None:
         [
             "python benchmarks/sts_same_model.py                       # CPU → sts_same_model.json",
             "python benchmarks/sts_same_model.py --seeds 0 1 2         # each side once per seed, averaged",
+            "python benchmarks/sts_same_model.py --seeds 0 1 2 --only n2m_random_order   # the design row alone",
             "python benchmarks/sts_same_model.py --accelerator gpu     # one GPU → sts_same_model.gpu.json",
         ],
         [name for _, name, _ in runs],
@@ -848,6 +868,32 @@ def attention_dropout_memory(root: Path) -> str | None:
     )
 
 
+def length_runs(root: Path) -> str | None:
+    r = load(root, "length_runs.json")
+    if r is None:
+        return None
+    counts = [k for k in next(iter(r["cases"].values()))["ms_per_step"] if k != "rule"]
+    rows = [[name, f"{c['real_share']:.0%}", *(f1(c["ms_per_step"].get(k)) for k in [*counts, "rule"])]
+            for name, c in r["cases"].items()]  # fmt: skip
+    rule = r["rule"]
+    return page(
+        "Length-sorted runs: how a CPU training step cuts a batch",
+        "the median milliseconds of a whole training step (forward, backward, fused AdamW) on the first "
+        f"{r['steps']} batches of each recipe, with the batch cut into a fixed number of length-sorted runs, each "
+        "padded only to its own longest row (`n2m.core.batching.length_runs`), and with N21's rule (at most "
+        f"{rule['CPU_RUNS']} runs, as many as cost least when a run past the first costs {rule['RUN_OVERHEAD']} "
+        "padded tokens per real token). N21 cuts the texts its encoder reads; the captioning recipe's packed "
+        f"decoder cuts attention's rows (its fixed count: {r['packed_cpu_runs']}). Real share: the batches' real "
+        "tokens over those of one padded run. Settings take turns, so the shared machine's drift falls on all.",
+        ["python benchmarks/length_runs.py"],
+        ["length_runs.json"],
+        machine_date(r),
+        table(
+            ["case", "real share", *(f"{k} run{'s' if k != '1' else ''}, ms" for k in counts), "N21's rule, ms"], rows
+        ),
+    )
+
+
 def import_time(root: Path) -> str | None:
     r = load(root, "import_time.json")
     if r is None:
@@ -1302,6 +1348,7 @@ PAGES: dict[str, Callable[[Path], str | None]] = {
     "serve_load": serve_load,
     "mmap_threshold": mmap_threshold,
     "attention_dropout_memory": attention_dropout_memory,
+    "length_runs": length_runs,
     "import_time": import_time,
     "code_size": code_size,
     "scoring_speed": scoring_speed,

@@ -55,6 +55,7 @@ from docs_pages import write_pages  # noqa: E402
 from sts_vs_hf import korsts_files, read_korsts  # noqa: E402
 
 RECIPE = ROOT / "recipes/korsts.yaml"
+SIDES = ("n2m", "st", "n2m_random_order")  # n2m_random_order: the design row, n2m without length grouping
 ENCODE_BATCH = 64
 
 
@@ -243,10 +244,11 @@ def main() -> None:
         help="train each side once per seed and average "
         "(default: the recipe's seed alone); a single seed's test Pearson moves by a few thousandths",
     )
+    parser.add_argument("--only", choices=list(SIDES), help="run this side alone, the rest kept from the results file")
     parser.add_argument("--out", default=str(ROOT / "runs/bench-sts-same"))
     parser.add_argument("--results-dir", default=str(ROOT / "benchmarks/results"))
     parser.add_argument("--resume", action="store_true", help="keep a side whose result is already in --out")
-    parser.add_argument("--child", choices=["st", "n2m", "n2m_random_order"])
+    parser.add_argument("--child", choices=list(SIDES))
     parser.add_argument("--config-json")
     args = parser.parse_args()
 
@@ -274,7 +276,15 @@ def main() -> None:
     }  # fmt: skip
     if len(seeds) > 1:
         results["seeds"] = seeds
-    sides = ("n2m", "st") + (("n2m_random_order",) if args.design_rows else ())
+    name = "sts_same_model" + (".quick" if args.quick else "") + (".gpu" if args.accelerator == "gpu" else "")
+    sides = (args.only,) if args.only else ("n2m", "st") + (("n2m_random_order",) if args.design_rows else ())
+    if args.only:  # the other sides as the file has them
+        kept = json.loads(Path(args.results_dir, f"{name}.json").read_text(encoding="utf-8"))
+        if (kept["mode"], kept.get("seeds", [setup["seed"]])) != (results["mode"], seeds):
+            raise SystemExit(f"--only: {name}.json holds a {kept['mode']} run over seeds {kept.get('seeds')}")
+        others = [side for side in SIDES if side in kept and side != args.only]
+        results.update({side: kept[side] for side in others})
+        results["kept_from_earlier_run"] = {"date": kept["date"], "machine": kept["machine"], "sides": others}
     runs: dict[str, dict[int, dict[str, Any]]] = {side: {} for side in sides}
     for seed in seeds:  # the recipe's seed in `out` itself, as a one-seed run keeps it
         where = out if seed == setup["seed"] else out / f"seed{seed}"
@@ -294,7 +304,6 @@ def main() -> None:
     }
     if args.accelerator == "gpu":
         results["ratios"]["peak_gpu"] = round(n2m["peak_gpu_mb"] / st["peak_gpu_mb"], 2)
-    name = "sts_same_model" + (".quick" if args.quick else "") + (".gpu" if args.accelerator == "gpu" else "")
     write_results(Path(args.results_dir), name, results, table(results))
     write_pages("sts_same_model", written_to=args.results_dir)
     print(table(results))

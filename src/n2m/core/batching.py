@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -24,3 +25,24 @@ def pad_id(tokenizer: object) -> int:
     """The tokenizer's padding id (0 where it has none)."""
     value = getattr(tokenizer, "pad_token_id", None)
     return value if value is not None else 0
+
+
+def length_runs(lengths: torch.Tensor, most: int, overhead: float = 0.0) -> list[torch.Tensor]:
+    """A batch's row indices, longest first, cut into at most `most` length-sorted runs, as many as cost least:
+    each run is padded only to its own longest row, and every run past the first costs `overhead` padded tokens
+    per real token of the batch (its calls, the gathers around it). On a GPU one run, the whole batch padded:
+    there a launch costs more than padding."""
+    order = lengths.argsort(descending=True)
+    if lengths.device.type != "cpu" or most <= 1 or len(order) <= 1:
+        return [order]
+    ordered = lengths[order].tolist()
+    real = sum(ordered)
+
+    def cost(count: int) -> float:  # runs as `tensor_split` cuts them: the first `n % count` one row longer
+        size, longer = divmod(len(ordered), count)
+        starts = [i * size + min(i, longer) for i in range(count + 1)]
+        padded = sum((end - start) * ordered[start] for start, end in itertools.pairwise(starts))
+        return padded + (count - 1) * overhead * real
+
+    count = min(range(1, min(most, len(ordered)) + 1), key=cost)
+    return list(order.tensor_split(count))

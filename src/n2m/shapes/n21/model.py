@@ -7,12 +7,16 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from n2m.core.batching import length_runs
 from n2m.core.card import ModelCard
 from n2m.core.encoder import EncoderModel, Pooling, build_encoder, pool
 from n2m.shapes.n21.encoding import PairEncoding
 from n2m.shapes.n21.examples import Objective
 
-CPU_CHUNKS = 2  # length-sorted runs per batch of texts on CPU (see `embed_many`): 4 measured slower than 2
+# On CPU a batch of texts is encoded in up to CPU_RUNS length-sorted runs; a run past the first costs what
+# RUN_OVERHEAD × the batch's real tokens of padding would (benchmarks/length_runs.py times both).
+CPU_RUNS = 8
+RUN_OVERHEAD = 0.03
 
 
 class SequenceModel(EncoderModel):
@@ -70,13 +74,14 @@ class SequenceModel(EncoderModel):
         return u, v
 
     def embed_many(self, *batches: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """Each batch's vectors, all texts encoded together: sorted by length and cut into `CPU_CHUNKS` runs on
-        CPU, each padded to its own longest text, or one padded pass on GPU.
+        """Each batch's vectors, all texts encoded together: on CPU sorted by length and cut into runs, each
+        padded to its own longest text (`n2m.core.batching.length_runs`), on GPU one padded pass.
 
-        Length grouping makes a batch's pairs alike, but the two sides of a pair still differ: padded to one
-        length, a KorSTS batch is 79% real tokens, two length-sorted runs 88%. A CPU's time goes to the matrix
-        products, whose cost is their rows, and a kernel launch there costs microseconds; on a GPU the launches
-        are what one pass saves. The vectors are the same either way (padding is masked)."""
+        Length grouping makes a batch's pairs alike, but the two sides of a pair still differ, and a batch in a
+        random order holds texts of every length: padded to one length, such a batch is often half padding. A
+        CPU's time goes to the matrix products, whose cost is their rows, and a kernel launch there costs
+        microseconds; on a GPU the launches are what one pass saves. The vectors are the same either way
+        (padding is masked)."""
         sizes = [b["input_ids"].shape[0] for b in batches]
         length = max(b["input_ids"].shape[1] for b in batches)
         pad_id = self.encoder.config.pad_token_id or 0
@@ -85,22 +90,20 @@ class SequenceModel(EncoderModel):
                             for x in batches])
             for key in batches[0]
         }  # fmt: skip
-        chunks = min(CPU_CHUNKS if joined["input_ids"].device.type == "cpu" else 1, sum(sizes))
-        if chunks == 1:
-            return self.embed(joined).split(sizes)
         lengths = joined["attention_mask"].sum(1)
-        order = lengths.argsort(descending=True)
-        runs = []
-        for run in order.tensor_split(chunks):
-            width = int(lengths[run[0]]) if len(run) else 0
-            runs.append(self.embed({key: value[run, :width] for key, value in joined.items()}))
-        return torch.cat(runs)[order.argsort()].split(sizes)
+        runs = length_runs(lengths, CPU_RUNS, RUN_OVERHEAD)
+        if len(runs) == 1:
+            return self.embed(joined).split(sizes)
+        vectors = [
+            self.embed({key: value[run, : int(lengths[run[0]])] for key, value in joined.items()}) for run in runs
+        ]
+        return torch.cat(vectors)[torch.cat(runs).argsort()].split(sizes)
 
     def forward(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
         """Logits `(B, C)` for classes, or a normalized score `(B,)` for regression."""
         if "b" in batch:
             return self.head_logits(*self.embed_pair(batch["a"], batch["b"]))
-        return self.head_logits(self.embed(batch["a"]))
+        return self.head_logits(self.embed_many(batch["a"])[0])
 
     def head_logits(self, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
         """Sentence vectors (`v`: the second text's, for a bi-encoder pair) → logits or a normalized score."""

@@ -1,6 +1,6 @@
 """Teacher forcing over the target's real tokens only: a BERT-style decoder's position-wise layers (projections,
 feed-forward, layer norms, the LM head) run on the batch's real target positions packed into one `(N, H)` matrix;
-only attention sees the padded `(B, T)` layout.
+only attention sees a padded layout.
 
 Why: a batch's targets are padded to its longest. Captions in a random order (the captioning recipe: length
 follows a scene's object count, so length-grouped batches hold scenes alike) leave about half of every batch as
@@ -9,12 +9,11 @@ weight for weight (`packed_logits` equals the model's logits at the real positio
 saved and generated is the ordinary Hugging Face model.
 
 Attention needs a `(rows, T)` layout; on CPU it runs on length-sorted runs of the batch's rows, each padded
-only to its own longest target (`CPU_RUNS`), as N21's bi-encoder encodes its texts. A random-order batch of
-captions padded to its longest is about half real tokens, and attention's cost grows with the padded width
-squared; on a GPU one padded call is cheaper than several launches. Targets are padded at the end, so causal
-self-attention alone keeps a real position from seeing padding; the padded rows attention computes are dropped.
-Decoders of other kinds (GPT-2, T5, a relative-position BERT) and targets padded anywhere but the end use the
-model's own forward (`packable`).
+only to its own longest target (`n2m.core.batching.length_runs`, as N21's encoder reads a batch of texts): its
+cost grows with the padded width squared. On a GPU it is one padded call, cheaper there than several launches.
+Targets are padded at the end, so causal self-attention alone keeps a real position from seeing padding; the
+padded rows attention computes are dropped. Decoders of other kinds (GPT-2, T5, a relative-position BERT) and
+targets padded anywhere but the end use the model's own forward (`packable`).
 """
 
 from __future__ import annotations
@@ -24,8 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import BertLMHeadModel, PreTrainedModel
 
+from n2m.core.batching import length_runs
+
 IGNORE = -100  # label of a padded target position
-CPU_RUNS = 4  # runs per attention call on CPU: on captioning batches of 32, faster than 1 or 2; 6 and 8 no faster
+CPU_RUNS = 4  # attention's length-sorted runs per batch on CPU (benchmarks/length_runs.py: 4 against 1 to 8)
 
 
 def packable(net: PreTrainedModel, labels: torch.Tensor) -> bool:
@@ -57,30 +58,32 @@ def packed_logits(net: PreTrainedModel, source: dict[str, torch.Tensor], labels:
     source_mask = source.get("attention_mask")
     memory_mask = None if source_mask is None else source_mask[:, None, None, :].bool()
     real = labels != IGNORE
-    runs = Runs(real, CPU_RUNS if labels.device.type == "cpu" else 1)
+    runs = Runs(real, length_runs(real.sum(1), CPU_RUNS))
     inputs = net.prepare_decoder_input_ids_from_labels(labels=labels)
-    hidden = decoder.bert.embeddings(input_ids=inputs)[real]
+    positions = torch.arange(labels.shape[1], device=labels.device).expand_as(labels)
+    # the real tokens as one sequence of the model's own embeddings, each at its own position
+    hidden = decoder.bert.embeddings(input_ids=inputs[real][None], position_ids=positions[real][None])[0]
     for layer in decoder.bert.encoder.layer:
         attention = layer.attention
-        hidden = attention.output(_self_attention(attention.self, hidden, runs), hidden)
+        hidden = _output(attention.output, _self_attention(attention.self, hidden, runs), hidden)
         cross = layer.crossattention
-        hidden = cross.output(_cross_attention(cross.self, hidden, runs, memory, memory_mask), hidden)
-        hidden = layer.output(layer.intermediate(hidden), hidden)
+        hidden = _output(cross.output, _cross_attention(cross.self, hidden, runs, memory, memory_mask), hidden)
+        hidden = _output(layer.output, layer.intermediate(hidden), hidden)
     return decoder.cls(hidden)
 
 
 class Runs:
-    """The batch's rows sorted by target length and cut into `count` runs, each laid out `(rows, width)`, `width`
-    its longest target. Moving between the packed and the run layouts is one `index_select` each way (whose
-    backward is a cheap `index_add`), not boolean-mask indexing."""
+    """The batch's rows in length-sorted runs (`n2m.core.batching.length_runs`), each laid out `(rows, width)`,
+    `width` its longest target. Moving between the packed and the run layouts is one `index_select` each way
+    (whose backward is a cheap `index_add`), not boolean-mask indexing."""
 
-    def __init__(self, real: torch.Tensor, count: int) -> None:
+    def __init__(self, real: torch.Tensor, runs: list[torch.Tensor]) -> None:
         lengths = real.sum(1)
         total = int(lengths.sum())
         position = real.flatten().cumsum(0).view_as(real) - 1  # packed index of each real (row, t)
         self.shapes: list[tuple[torch.Tensor, int]] = []  # each run's rows and width
         gathers, picks, offset = [], torch.empty(total, dtype=torch.long, device=real.device), 0
-        for rows in lengths.argsort(descending=True).tensor_split(min(count, len(lengths))):
+        for rows in runs:
             width = int(lengths[rows[0]])
             mask = real[rows, :width].flatten()
             cells = position[rows, :width].flatten()
@@ -102,15 +105,43 @@ class Runs:
         return torch.cat([a.transpose(1, 2).flatten(0, 1).flatten(1) for a in attended]).index_select(0, self.picks)
 
 
-def _dropout(module: nn.Module) -> float:
-    return module.dropout.p if module.training else 0.0
+def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
+    """`module`'s inverted dropout. On CPU its mask comes from 16-bit random draws, four from each 64-bit one,
+    where torch's `bernoulli_` draws a number per element: the step spent more time drawing dropout masks than
+    in attention. The keep rate is 1 − p with p rounded to 1/32768 (0.1 becomes 0.100006)."""
+    if not module.training or module.p == 0:
+        return x
+    if x.device.type != "cpu":
+        return module(x)
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(x.shape)
+    keep = (bits & 0x7FFF) >= round(module.p * 32768)  # the low 15 bits: random_ leaves an int64's sign bit 0
+    return x * keep * (1 / (1 - module.p))
+
+
+def _output(module: nn.Module, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """A BERT layer's `BertSelfOutput` / `BertOutput`: projection, dropout, layer norm of the residual sum."""
+    return module.LayerNorm(dropout(module.dense(x), module.dropout) + residual)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, module: nn.Module, causal: bool = False,
+            mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """Scaled dot-product attention, its probabilities dropped out in training. On CPU by `dropout`: PyTorch's
+    fused kernels do not run with dropout there, and its math path draws one number per element."""
+    p = module.dropout.p if module.training else 0.0
+    if p == 0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
+    scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones_like(scores[0, 0], dtype=torch.bool).triu(1), float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return dropout(scores.softmax(-1), module.dropout) @ v
 
 
 def _self_attention(module: nn.Module, hidden: torch.Tensor, runs: Runs) -> torch.Tensor:
     q, k, v = (runs.heads(module, proj(hidden)) for proj in (module.query, module.key, module.value))
-    p = _dropout(module)
-    attended = [F.scaled_dot_product_attention(*run, dropout_p=p, is_causal=True) for run in zip(q, k, v, strict=True)]
-    return runs.merge(attended)
+    return runs.merge([_attend(*run, module, causal=True) for run in zip(q, k, v, strict=True)])
 
 
 def _cross_attention(
@@ -118,9 +149,7 @@ def _cross_attention(
 ) -> torch.Tensor:
     shape = (*memory.shape[:-1], module.num_attention_heads, module.attention_head_size)
     k, v = (proj(memory).view(shape).transpose(1, 2) for proj in (module.key, module.value))
-    p = _dropout(module)
     attended = []
     for q, (rows, _) in zip(runs.heads(module, module.query(hidden)), runs.shapes, strict=True):
-        attn_mask = None if mask is None else mask[rows]
-        attended.append(F.scaled_dot_product_attention(q, k[rows], v[rows], attn_mask=attn_mask, dropout_p=p))
+        attended.append(_attend(q, k[rows], v[rows], module, mask=None if mask is None else mask[rows]))
     return runs.merge(attended)
