@@ -876,6 +876,8 @@ def length_runs(root: Path) -> str | None:
     rows = [[name, f"{c['real_share']:.0%}", *(f1(c["ms_per_step"].get(k)) for k in [*counts, "rule"])]
             for name, c in r["cases"].items()]  # fmt: skip
     rule = r["rule"]
+    by_rule = [(name, c) for name, c in r["cases"].items() if "runs_by_overhead" in c]
+    overheads = list(by_rule[0][1]["runs_by_overhead"]) if by_rule else []
     return page(
         "Length-sorted runs: how a CPU training step cuts a batch",
         "the median milliseconds of a whole training step (forward, backward, fused AdamW) on the first "
@@ -888,9 +890,19 @@ def length_runs(root: Path) -> str | None:
         ["python benchmarks/length_runs.py"],
         ["length_runs.json"],
         machine_date(r),
-        table(
-            ["case", "real share", *(f"{k} run{'s' if k != '1' else ''}, ms" for k in counts), "N21's rule, ms"], rows
-        ),
+        [
+            *table(
+                ["case", "real share", *(f"{k} run{'s' if k != '1' else ''}, ms" for k in counts), "N21's rule, ms"],
+                rows,
+            ),
+            "",
+            "How many runs the rule cuts these batches into (the mean over batches), by its per-run overhead:",
+            "",
+            *table(
+                ["case", *(f"overhead {c}" for c in overheads)],
+                [[name, *(c["runs_by_overhead"][o] for o in overheads)] for name, c in by_rule],
+            ),
+        ],
     )
 
 
@@ -1122,9 +1134,9 @@ FOREACH_CAPTION_RUN = (
     "is most of its generated tokens/s gap."
 )
 EARLIER_CAPTION_RUN = (
-    "The same code but for generation, which ran with glibc's mmap threshold fixed at 4 MB (before "
-    "`n2m.allocator.generating`, see [mmap_threshold](mmap_threshold.md)): the scores are the same to the digit; "
-    "the training speeds of the two runs differ by what the shared machine did, on both sides."
+    "The recipe's seed alone, on the code before n2m's faster training step (commits 4183758 and f35f4c8: "
+    "attention over length-sorted runs of the batch's rows, embeddings of the real tokens only, dropout masks drawn "
+    "16 bits at a time). HF's side is the same code; its seed-0 scores are the same to the digit in both runs."
 )
 OLDER_CAPTION_RUN = (
     " This run predates the training loop's timing (steps alone were timed) and timed n2m's generation with the "
@@ -1204,12 +1216,13 @@ def caption_vs_hf(root: Path) -> str | None:
         " and decoding; each side keeps its best validation epoch and scores test once. What differs is each tool's own"
         " data path and loop (n2m decodes each image once and caches it; HF decodes it each time its row is drawn) and "
         "what the decoder computes: n2m's runs its projections, feed-forward and LM head on the real caption tokens "
-        "only (`n2m.shapes.n2m.packed`, the same function as HF's forward, tested), HF's on every batch padded to its "
-        "longest caption. Train images/s: (image, caption) rows per second of the training loop, validation taken out, "
-        "reading the images included; images/s in steps: per second of optimizer steps alone (no data loading). "
-        "Generated tokens/s: over the test split's batches (on both sides each batch generates and computes its "
-        "teacher-forced loss; the scores are computed once the split is done), beam search as the recipe sets. Both "
-        "sides train with fused AdamW.",
+        "only and attention on length-sorted runs of the batch's rows, and on CPU draws its dropout masks 16 bits at "
+        "a time (`n2m.shapes.n2m.packed`, the same function as HF's forward, tested), HF's on every batch padded to "
+        "its longest caption. Train images/s: (image, caption) rows per second of the training loop, validation "
+        "taken out, reading the images included; images/s in steps: per second of optimizer steps alone (no data "
+        "loading). Generated tokens/s: over the test split's batches (on both sides each batch generates and "
+        "computes its teacher-forced loss; the scores are computed once the split is done), beam search as the recipe "
+        "sets. Both sides train with fused AdamW.",
         [
             "python benchmarks/caption_vs_hf.py --quick   # 256 rows, 1 epoch → caption_vs_hf.quick.json",
             "python benchmarks/caption_vs_hf.py           # the recipe as committed (~25 min on 2 cores)",
@@ -1424,7 +1437,8 @@ def side_by_side(root: Path) -> list[str]:
             break
     for name in ("caption_vs_hf.json", "caption_vs_hf.quick.json"):
         if r := load(root, name):
-            row("caption_vs_hf", f"Korean image captioning, same model (HF `Seq2SeqTrainer`), {r['mode']} mode",
+            seeds = f", mean of {len(r['seeds'])} seeds" if r.get("seeds") else ""
+            row("caption_vs_hf", f"Korean image captioning, same model (HF `Seq2SeqTrainer`), {r['mode']} mode{seeds}",
                 name, f"CIDEr-D {f2(r['n2m']['cider'])} vs {f2(r['hf']['cider'])}; unseen combinations "
                 f"{f2(r['n2m']['novel_combo_cider'])} vs {f2(r['hf']['novel_combo_cider'])}; "
                 + ("train images/s" if "step_images_per_s" in r["n2m"] else "images/s in optimizer steps")

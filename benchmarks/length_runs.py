@@ -34,13 +34,14 @@ from _measure import machine, today, write_results  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 STEPS, ROUNDS = 4, 3  # steps per setting per round; each round visits every setting once
+OVERHEADS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)  # the rule's per-run overhead: what it would choose at each
 
 
 def recipe(name: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
-def n21_case(name: str, **data_overrides: Any) -> tuple[Callable[[dict], torch.Tensor], torch.nn.Module, list, float]:
+def n21_case(name: str, **data_overrides: Any) -> tuple:
     from n2m.shapes.n21.data import TextDataModule
     from n2m.shapes.n21.task import SequenceTask
 
@@ -50,11 +51,12 @@ def n21_case(name: str, **data_overrides: Any) -> tuple[Callable[[dict], torch.T
     torch.manual_seed(0)
     task = SequenceTask.from_data(data, **config.get("model", {}))
     batches = list(_first(data.train_dataloader(), STEPS * ROUNDS))
-    masks = [m for b in batches for m in (b[k]["attention_mask"] for k in ("a", "b") if k in b)]
-    return task.loss, task, batches, _real_share(masks)
+    lengths = [torch.cat([b[k]["attention_mask"].sum(1) for k in ("a", "b") if k in b]) for b in batches]
+    return task.loss, task, batches, _real_share(lengths), lengths
 
 
-def caption_case() -> tuple[Callable[[dict], torch.Tensor], torch.nn.Module, list, float]:
+def caption_case() -> tuple:
+    """(loss of a batch, the module trained, batches, real share, each batch's target lengths)."""
     from n2m.shapes.n2m.data import Seq2SeqDataModule
     from n2m.shapes.n2m.examples import Seq2SeqColumns
     from n2m.shapes.n2m.images import ImageOptions
@@ -69,7 +71,16 @@ def caption_case() -> tuple[Callable[[dict], torch.Tensor], torch.nn.Module, lis
     torch.manual_seed(0)
     task = Seq2SeqTask.from_data(data, **config["model"])
     batches = list(_first(data.train_dataloader(), STEPS * ROUNDS))
-    return task.model.batch_loss, task, batches, _real_share([b["labels"] != -100 for b in batches])
+    lengths = [(b["labels"] != -100).sum(1) for b in batches]
+    return task.model.batch_loss, task, batches, _real_share(lengths), lengths
+
+
+def runs_by_overhead(lengths: list[torch.Tensor], most: int) -> dict[str, float]:
+    """The mean number of runs N21's rule would cut these batches into, for a few values of its overhead."""
+    from n2m.core.batching import length_runs
+
+    return {str(c): round(statistics.mean(len(length_runs(x, most, c)) for x in lengths), 2)
+            for c in OVERHEADS}  # fmt: skip
 
 
 def _first(loader: Any, count: int) -> Any:
@@ -79,13 +90,14 @@ def _first(loader: Any, count: int) -> Any:
         yield batch
 
 
-def _real_share(masks: list[torch.Tensor]) -> float:
-    return round(sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks), 3)
+def _real_share(lengths: list[torch.Tensor]) -> float:
+    """Real tokens over those of each batch's rows padded to its longest (one padded run)."""
+    return round(sum(int(x.sum()) for x in lengths) / sum(len(x) * int(x.max()) for x in lengths), 3)
 
 
 def time_settings(case: tuple, settings: dict[str, Callable[[], Any]]) -> dict[str, float]:
-    """Median seconds per training step under each setting (a function that sets it), taken in turns."""
-    loss_of, module, batches, _ = case
+    """Median milliseconds per training step under each setting (a function that sets it), taken in turns."""
+    loss_of, module, batches = case[:3]
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-6, fused=True)
     module.train()
 
@@ -137,7 +149,8 @@ def main() -> None:
     for name, build in cases.items():
         case = build()
         settings = {str(c): n21_runs(c) for c in counts} | {"rule": n21_runs(None)}
-        results["cases"][name] = {"real_share": case[3], "ms_per_step": time_settings(case, settings)}
+        results["cases"][name] = {"real_share": case[3], "ms_per_step": time_settings(case, settings),
+                                  "runs_by_overhead": runs_by_overhead(case[4], rule[0])}  # fmt: skip
         n21_runs(None)()
         print(name, results["cases"][name], flush=True)
     case = caption_case()

@@ -107,8 +107,8 @@ class Runs:
 
 def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
     """`module`'s inverted dropout. On CPU its mask comes from 16-bit random draws, four from each 64-bit one,
-    where torch's `bernoulli_` draws a number per element: the step spent more time drawing dropout masks than
-    in attention. The keep rate is 1 − p with p rounded to 1/32768 (0.1 becomes 0.100006)."""
+    where torch's `bernoulli_` draws a number per element, a cost a CPU training step feels in every layer. The
+    keep rate is 1 − p with p rounded to 1/32768 (0.1 becomes 0.100006)."""
     if not module.training or module.p == 0:
         return x
     if x.device.type != "cpu":
