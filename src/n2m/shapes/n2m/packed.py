@@ -26,7 +26,7 @@ from transformers import BertLMHeadModel, PreTrainedModel
 from n2m.core.batching import length_runs
 
 IGNORE = -100  # label of a padded target position
-CPU_RUNS = 4  # attention's length-sorted runs per batch on CPU (benchmarks/length_runs.py: 4 against 1 to 8)
+CPU_RUNS = 4  # attention's length-sorted runs per batch on CPU (benchmarks/length_runs.py times 1 to 8)
 
 
 def packable(net: PreTrainedModel, labels: torch.Tensor) -> bool:
