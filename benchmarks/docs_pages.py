@@ -605,12 +605,14 @@ def retrieval_vs_st(root: Path) -> str | None:
         s = d.get("settings", {})
         setup = (f"{d['train_pairs']} training pairs, {s.get('epochs')} epoch(s), batch {s.get('batch_size')}, lr "
                  f"{s.get('lr')}, " if d else "")  # fmt: skip
-        earlier = stem.endswith(".earlier-run")
+        earlier, dropout16 = stem.endswith(".earlier-run"), stem.endswith(".dropout16")
+        label = ", the run before" if earlier else ", 16-bit dropout masks (removed)" if dropout16 else ""
         body += [
-            f"## {r['mode']} mode{', the run before' if earlier else ''} ({machine_date(r)}"
+            f"## {r['mode']} mode{label} ({machine_date(r)}"
             + (f", the mean over seeds {', '.join(map(str, r['seeds']))})" if r.get("seeds") else ")"),
             "",
             *([EARLIER_CAPTION_RUN, ""] if earlier else []),
+            *([DROPOUT16_CAPTION_RUN, ""] if dropout16 else []),
             f"{setup}{r['queries']} held-out test questions ranked against all {r['corpus_size']} answers by exact "
             "cosine."
             + (
@@ -1134,9 +1136,17 @@ FOREACH_CAPTION_RUN = (
     "is most of its generated tokens/s gap."
 )
 EARLIER_CAPTION_RUN = (
-    "The recipe's seed alone, on the code before n2m's faster training step (commits 4183758 and f35f4c8: "
-    "attention over length-sorted runs of the batch's rows, embeddings of the real tokens only, dropout masks drawn "
-    "16 bits at a time). HF's side is the same code; its seed-0 scores are the same to the digit in both runs."
+    "The same code but for generation, which ran with glibc's mmap threshold fixed at 4 MB (before "
+    "`n2m.allocator.generating`, see [mmap_threshold](mmap_threshold.md)): the scores are the same to the digit; "
+    "the training speeds of the two runs differ by what the shared machine did, on both sides."
+)
+DROPOUT16_CAPTION_RUN = (
+    "**Not the current code.** Commit f35f4c8, over seeds 0, 1, 2: attention over length-sorted runs of the batch's "
+    "rows and embeddings of the real tokens only (both kept), and dropout masks drawn 16 bits at a time, four from "
+    "each 64-bit draw (since removed). With those masks n2m trained faster but scored lower in every seed, and "
+    "two of the tiny captioning tests stopped learning their two pictures; with PyTorch's own dropout, or one draw "
+    "per element, they learn again. The cause was not found, so the masks are gone and this run stands for what "
+    "they did; the current code's run is still to be made."
 )
 OLDER_CAPTION_RUN = (
     " This run predates the training loop's timing (steps alone were timed) and timed n2m's generation with the "
@@ -1172,7 +1182,7 @@ def caption_seeds(r: Json) -> list[str]:
 
 
 def caption_vs_hf(root: Path) -> str | None:
-    stems = [s for s in ("caption_vs_hf", "caption_vs_hf.earlier-run", "caption_vs_hf.quick")
+    stems = [s for s in ("caption_vs_hf", "caption_vs_hf.earlier-run", "caption_vs_hf.dropout16", "caption_vs_hf.quick")
              if load(root, f"{s}.json") is not None]  # fmt: skip
     if not stems:
         return None
@@ -1188,12 +1198,14 @@ def caption_vs_hf(root: Path) -> str | None:
         n2m, hf = r["n2m"], r["hf"]
         (n2m_loop, n2m_steps), (hf_loop, hf_steps) = caption_speeds(n2m), caption_speeds(hf)
         older = "step_images_per_s" not in n2m
-        earlier = stem.endswith(".earlier-run")
+        earlier, dropout16 = stem.endswith(".earlier-run"), stem.endswith(".dropout16")
+        label = ", the run before" if earlier else ", 16-bit dropout masks (removed)" if dropout16 else ""
         body += [
-            f"## {r['mode']} mode{', the run before' if earlier else ''} ({machine_date(r)}"
+            f"## {r['mode']} mode{label} ({machine_date(r)}"
             + (f", the mean over seeds {', '.join(map(str, r['seeds']))})" if r.get("seeds") else ")"),
             "",
             *([EARLIER_CAPTION_RUN, ""] if earlier else []),
+            *([DROPOUT16_CAPTION_RUN, ""] if dropout16 else []),
             f"{d['train_rows']:,} training captions × {d['epochs']} epoch(s); {d['test_images']:,} test images and "
             f"{d['novel_images']:,} images of held-out combinations, each against all its references."
             + (" A quick run is a smoke test for CI, not a measurement of quality." if r["mode"] == "quick" else ""),
@@ -1212,17 +1224,17 @@ def caption_vs_hf(root: Path) -> str | None:
         "Korean image captioning: n2m against Hugging Face's Seq2SeqTrainer",
         "**the same model, tool against tool**: a `VisionEncoderDecoderModel` of the recipe's image encoder (one "
         "Hugging Face class and configuration on both sides, from scratch) under the same warm-started e5-small "
-        "decoder, trained on the same rows with the same epochs, learning rates, batch, warm-up, schedule, augmentation"
-        " and decoding; each side keeps its best validation epoch and scores test once. What differs is each tool's own"
-        " data path and loop (n2m decodes each image once and caches it; HF decodes it each time its row is drawn) and "
-        "what the decoder computes: n2m's runs its projections, feed-forward and LM head on the real caption tokens "
-        "only and attention on length-sorted runs of the batch's rows, and on CPU draws its dropout masks 16 bits at "
-        "a time (`n2m.shapes.n2m.packed`, the same function as HF's forward, tested), HF's on every batch padded to "
-        "its longest caption. Train images/s: (image, caption) rows per second of the training loop, validation "
-        "taken out, reading the images included; images/s in steps: per second of optimizer steps alone (no data "
-        "loading). Generated tokens/s: over the test split's batches (on both sides each batch generates and "
-        "computes its teacher-forced loss; the scores are computed once the split is done), beam search as the recipe "
-        "sets. Both sides train with fused AdamW.",
+        "decoder, trained on the same rows with the same epochs, learning rates, batch, warm-up, schedule, "
+        "augmentation and decoding; each side keeps its best validation epoch and scores test once. What differs is "
+        "each tool's own data path and loop (n2m decodes each image once and caches it; HF decodes it each time its "
+        "row is drawn) and what the decoder computes: n2m's runs its projections, feed-forward and LM head on the "
+        "real caption tokens only and attention on length-sorted runs of the batch's rows (`n2m.shapes.n2m.packed`, "
+        "the same function as HF's forward, tested), HF's on every batch padded to its longest caption. Train "
+        "images/s: (image, caption) rows per second of the training loop, validation taken out, reading the images "
+        "included; images/s in steps: per second of optimizer steps alone (no data loading). Generated tokens/s: over"
+        " the test split's batches (on both sides each batch generates and computes its teacher-forced loss; the "
+        "scores are computed once the split is done), beam search as the recipe sets. Both sides train with fused "
+        "AdamW.",
         [
             "python benchmarks/caption_vs_hf.py --quick   # 256 rows, 1 epoch → caption_vs_hf.quick.json",
             "python benchmarks/caption_vs_hf.py           # the recipe as committed (~25 min on 2 cores)",
@@ -1437,7 +1449,7 @@ def side_by_side(root: Path) -> list[str]:
             break
     for name in ("caption_vs_hf.json", "caption_vs_hf.quick.json"):
         if r := load(root, name):
-            seeds = f", mean of {len(r['seeds'])} seeds" if r.get("seeds") else ""
+            seeds = f", mean over seeds {', '.join(map(str, r['seeds']))}" if r.get("seeds") else ""
             row("caption_vs_hf", f"Korean image captioning, same model (HF `Seq2SeqTrainer`), {r['mode']} mode{seeds}",
                 name, f"CIDEr-D {f2(r['n2m']['cider'])} vs {f2(r['hf']['cider'])}; unseen combinations "
                 f"{f2(r['n2m']['novel_combo_cider'])} vs {f2(r['hf']['novel_combo_cider'])}; "

@@ -65,10 +65,10 @@ def packed_logits(net: PreTrainedModel, source: dict[str, torch.Tensor], labels:
     hidden = decoder.bert.embeddings(input_ids=inputs[real][None], position_ids=positions[real][None])[0]
     for layer in decoder.bert.encoder.layer:
         attention = layer.attention
-        hidden = _output(attention.output, _self_attention(attention.self, hidden, runs), hidden)
+        hidden = attention.output(_self_attention(attention.self, hidden, runs), hidden)
         cross = layer.crossattention
-        hidden = _output(cross.output, _cross_attention(cross.self, hidden, runs, memory, memory_mask), hidden)
-        hidden = _output(layer.output, layer.intermediate(hidden), hidden)
+        hidden = cross.output(_cross_attention(cross.self, hidden, runs, memory, memory_mask), hidden)
+        hidden = layer.output(layer.intermediate(hidden), hidden)
     return decoder.cls(hidden)
 
 
@@ -105,43 +105,15 @@ class Runs:
         return torch.cat([a.transpose(1, 2).flatten(0, 1).flatten(1) for a in attended]).index_select(0, self.picks)
 
 
-def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
-    """`module`'s inverted dropout. On CPU its mask comes from 16-bit random draws, four from each 64-bit one,
-    where torch's `bernoulli_` draws a number per element, a cost a CPU training step feels in every layer. The
-    keep rate is 1 − p with p rounded to 1/32768 (0.1 becomes 0.100006)."""
-    if not module.training or module.p == 0:
-        return x
-    if x.device.type != "cpu":
-        return module(x)
-    n = x.numel()
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(x.shape)
-    keep = (bits & 0x7FFF) >= round(module.p * 32768)  # the low 15 bits: random_ leaves an int64's sign bit 0
-    return x * keep * (1 / (1 - module.p))
-
-
-def _output(module: nn.Module, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """A BERT layer's `BertSelfOutput` / `BertOutput`: projection, dropout, layer norm of the residual sum."""
-    return module.LayerNorm(dropout(module.dense(x), module.dropout) + residual)
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, module: nn.Module, causal: bool = False,
-            mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """Scaled dot-product attention, its probabilities dropped out in training. On CPU by `dropout`: PyTorch's
-    fused kernels do not run with dropout there, and its math path draws one number per element."""
-    p = module.dropout.p if module.training else 0.0
-    if p == 0 or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
-    scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
-    if causal:
-        scores = scores.masked_fill(torch.ones_like(scores[0, 0], dtype=torch.bool).triu(1), float("-inf"))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return dropout(scores.softmax(-1), module.dropout) @ v
+def _dropout(module: nn.Module) -> float:
+    return module.dropout.p if module.training else 0.0
 
 
 def _self_attention(module: nn.Module, hidden: torch.Tensor, runs: Runs) -> torch.Tensor:
     q, k, v = (runs.heads(module, proj(hidden)) for proj in (module.query, module.key, module.value))
-    return runs.merge([_attend(*run, module, causal=True) for run in zip(q, k, v, strict=True)])
+    p = _dropout(module)
+    attended = [F.scaled_dot_product_attention(*run, dropout_p=p, is_causal=True) for run in zip(q, k, v, strict=True)]
+    return runs.merge(attended)
 
 
 def _cross_attention(
@@ -149,7 +121,9 @@ def _cross_attention(
 ) -> torch.Tensor:
     shape = (*memory.shape[:-1], module.num_attention_heads, module.attention_head_size)
     k, v = (proj(memory).view(shape).transpose(1, 2) for proj in (module.key, module.value))
+    p = _dropout(module)
     attended = []
     for q, (rows, _) in zip(runs.heads(module, module.query(hidden)), runs.shapes, strict=True):
-        attended.append(_attend(q, k[rows], v[rows], module, mask=None if mask is None else mask[rows]))
+        attn_mask = None if mask is None else mask[rows]
+        attended.append(F.scaled_dot_product_attention(q, k[rows], v[rows], attn_mask=attn_mask, dropout_p=p))
     return runs.merge(attended)
