@@ -888,7 +888,9 @@ def length_runs(root: Path) -> str | None:
         f"{rule['CPU_RUNS']} runs, as many as cost least when a run past the first costs {rule['RUN_OVERHEAD']} "
         "padded tokens per real token). N21 cuts the texts its encoder reads; the captioning recipe's packed "
         f"decoder cuts attention's rows (its fixed count: {r['packed_cpu_runs']}). Real share: the batches' real "
-        "tokens over those of one padded run. Settings take turns, so the shared machine's drift falls on all.",
+        "tokens over those of one padded run. Settings take turns, so the shared machine's drift falls on all. The "
+        "file's ko-caption row (2026-12-05) was timed with the packed decoder's 16-bit dropout masks, since removed "
+        "(see [caption_vs_hf](caption_vs_hf.md)); its N21 rows are the current code's.",
         ["python benchmarks/length_runs.py"],
         ["length_runs.json"],
         machine_date(r),
