@@ -435,7 +435,8 @@ def main() -> None:
         where.mkdir(parents=True, exist_ok=True)
         for system in ("n2m", "hf"):
             child = {**config, "seed": seed, "recipe_seed": recipe_seed, "out": str(where)}
-            runs[system][seed] = run_or_resume(__file__, system, child, where, args.resume)
+            kept = args.resume and Path(where, f"{system}.result.json").is_file()  # measured by an earlier run
+            runs[system][seed] = {**run_or_resume(__file__, system, child, where, args.resume), "kept": kept}
             print(json.dumps(runs[system][seed]), flush=True)
     for system in ("n2m", "hf"):
         results[system], details[system] = over_seeds(runs[system])

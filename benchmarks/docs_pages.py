@@ -605,14 +605,11 @@ def retrieval_vs_st(root: Path) -> str | None:
         s = d.get("settings", {})
         setup = (f"{d['train_pairs']} training pairs, {s.get('epochs')} epoch(s), batch {s.get('batch_size')}, lr "
                  f"{s.get('lr')}, " if d else "")  # fmt: skip
-        earlier, dropout16 = stem.endswith(".earlier-run"), stem.endswith(".dropout16")
-        label = ", the run before" if earlier else ", 16-bit dropout masks (removed)" if dropout16 else ""
+        earlier = stem.endswith(".earlier-run")
         body += [
-            f"## {r['mode']} mode{label} ({machine_date(r)}"
-            + (f", the mean over seeds {', '.join(map(str, r['seeds']))})" if r.get("seeds") else ")"),
+            f"## {r['mode']} mode{', the run before' if earlier else ''} ({machine_date(r)})",
             "",
             *([EARLIER_CAPTION_RUN, ""] if earlier else []),
-            *([DROPOUT16_CAPTION_RUN, ""] if dropout16 else []),
             f"{setup}{r['queries']} held-out test questions ranked against all {r['corpus_size']} answers by exact "
             "cosine."
             + (
@@ -1164,6 +1161,16 @@ def caption_speeds(s: Json) -> tuple[float | None, float]:
     return None, s["train_images_per_s"]
 
 
+def caption_measured(d: Json) -> list[str]:
+    """Which side `--resume` kept from an earlier run (its figures, speed included, are that run's)."""
+    kept = [name for side, name in (("n2m", "n2m"), ("hf", "HF")) if d[side].get("kept")]
+    if not kept:
+        return []
+    return [f"{' and '.join(kept)}: kept by `--resume` from an earlier run of the same code (its figures, speed "
+            "included, are that run's; HF's seed-0 scores are deterministic, the same to the digit in every run).",
+            ""]  # fmt: skip
+
+
 def caption_seeds(r: Json) -> list[str]:
     """A run over several seeds: each seed's test and validation CIDEr-D and training speed, side by side."""
     if not r.get("seeds"):
@@ -1208,6 +1215,7 @@ def caption_vs_hf(root: Path) -> str | None:
             "",
             *([EARLIER_CAPTION_RUN, ""] if earlier else []),
             *([DROPOUT16_CAPTION_RUN, ""] if dropout16 else []),
+            *caption_measured(d),
             f"{d['train_rows']:,} training captions × {d['epochs']} epoch(s); {d['test_images']:,} test images and "
             f"{d['novel_images']:,} images of held-out combinations, each against all its references."
             + (" A quick run is a smoke test for CI, not a measurement of quality." if r["mode"] == "quick" else ""),
