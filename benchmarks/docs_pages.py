@@ -1135,9 +1135,8 @@ FOREACH_CAPTION_RUN = (
     "is most of its generated tokens/s gap."
 )
 EARLIER_CAPTION_RUN = (
-    "The same code but for generation, which ran with glibc's mmap threshold fixed at 4 MB (before "
-    "`n2m.allocator.generating`, see [mmap_threshold](mmap_threshold.md)): the scores are the same to the digit; "
-    "the training speeds of the two runs differ by what the shared machine did, on both sides."
+    "The code before attention's length-sorted runs and the packed embeddings (commit 9f26fe7), the recipe's seed. "
+    "HF's side is the same code; its scores are the same to the digit."
 )
 DROPOUT16_CAPTION_RUN = (
     "**Not the current code.** Commit f35f4c8, over seeds 0, 1, 2: attention over length-sorted runs of the batch's "
@@ -1166,9 +1165,9 @@ def caption_measured(d: Json) -> list[str]:
     kept = [name for side, name in (("n2m", "n2m"), ("hf", "HF")) if d[side].get("kept")]
     if not kept:
         return []
-    return [f"{' and '.join(kept)}: kept by `--resume` from an earlier run of the same code (its figures, speed "
-            "included, are that run's; HF's seed-0 scores are deterministic, the same to the digit in every run).",
-            ""]  # fmt: skip
+    return [f"{' and '.join(kept)}: kept by `--resume` from earlier runs. Each side's figures, speed included, are "
+            "those of its own run, and the two may have run at different times (HF's seed-0 scores are "
+            "deterministic: the same to the digit in every run).", ""]  # fmt: skip
 
 
 def caption_seeds(r: Json) -> list[str]:
