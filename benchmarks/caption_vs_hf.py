@@ -53,7 +53,6 @@ from docs_pages import write_pages  # noqa: E402
 RECIPE = ROOT / "recipes/ko-caption.yaml"
 NOVEL = ROOT / "data/ko-caption/test_novel.jsonl"
 METRICS = ["bleu", "chrf", "cider"]
-SPLIT_SEED = 42  # n2m's default `data.split_seed`
 QUICK = {"max_train_samples": 256, "max_val_samples": 32, "max_test_samples": 32}
 
 
@@ -129,9 +128,14 @@ def seed_args(seed: int, recipe_seed: int) -> list[str]:
     """n2m's arguments for a seed: `seed_everything` sets initialization and dropout; the batch order follows
     `data.split_seed` (which also carves ratio splits; ko-caption's are files), moved off its default for any
     seed but the recipe's, so the recipe's own run is the suite's."""
+    import inspect
+
+    from n2m.shapes.n2m.data import Seq2SeqDataModule
+
     if seed == recipe_seed:
         return []
-    return ["--seed_everything", str(seed), "--data.split_seed", str(SPLIT_SEED + seed)]
+    split_seed = inspect.signature(Seq2SeqDataModule).parameters["split_seed"].default
+    return ["--seed_everything", str(seed), "--data.split_seed", str(split_seed + seed)]
 
 
 def run_n2m(config: dict[str, Any], out: str) -> dict[str, Any]:

@@ -87,7 +87,7 @@ class SequenceModel(EncoderModel):
         sizes = [b["input_ids"].shape[0] for b in batches]
         length = max(b["input_ids"].shape[1] for b in batches)
         pad_id = self.encoder.config.pad_token_id or 0
-        joined = {
+        joined = batches[0] if len(batches) == 1 else {
             key: torch.cat([F.pad(x[key], (0, length - x[key].shape[1]), value=pad_id if key == "input_ids" else 0)
                             for x in batches])
             for key in batches[0]
