@@ -263,6 +263,19 @@ DESIGN_ROW = (
 )
 
 
+def kept_sides(r: dict[str, Any]) -> list[str]:
+    """A line under the table naming the sides `--only` kept from an earlier run: their figures, speed included,
+    are of that run, so a ratio against them spans two runs."""
+    kept = r.get("kept_from_earlier_run") or []
+    if not kept:
+        return []
+    names = {"st": "sentence-transformers", "n2m": "n2m", "n2m_random_order": "the design row"}
+    runs = "; ".join(f"{', '.join(names.get(side, side) for side in run['sides'])} from the run of {run['date']} "
+                     f"({run['machine']})" for run in ([kept] if isinstance(kept, dict) else kept))  # fmt: skip
+    return ["", f"Kept by `--only` from earlier runs: {runs}. The other rows ran on {r['date']}; a speed ratio "
+                "between rows of two runs also holds what the shared machine did between them."]  # fmt: skip
+
+
 def sts_same_model(root: Path) -> str | None:
     runs = [(label, name, load(root, name)) for label, name in
             (("CPU", "sts_same_model.json"), ("GPU", "sts_same_model.gpu.json"))]  # fmt: skip
@@ -283,6 +296,7 @@ def sts_same_model(root: Path) -> str | None:
             f"## {label} ({r.get('mode', '?')} mode, {machine_date(r)}{over})",
             "",
             *table(["system", "Pearson", "Spearman", "train pairs/s", "train s", "peak RSS MB", "peak GPU MB"], rows),
+            *kept_sides(r),
             "",
             f"- n2m against sentence-transformers: Pearson {n2m['pearson'] - st['pearson']:+.4f}, training "
             f"pairs/s {ratio(n2m.get('samples_per_s'), st.get('samples_per_s'))}, peak RSS "

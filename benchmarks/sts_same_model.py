@@ -230,6 +230,18 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def kept_origins(kept: dict[str, Any], sides: list[str]) -> list[dict[str, Any]]:
+    """Which run each kept side comes from, as `[{"date", "machine", "sides"}]`: a side the kept file had itself
+    kept from an earlier run keeps that run's date and machine."""
+    earlier = kept.get("kept_from_earlier_run") or []
+    earlier = [earlier] if isinstance(earlier, dict) else earlier  # files written before per-run origins
+    origins: dict[tuple[str, str], list[str]] = {}
+    for side in sides:
+        run = next((e for e in earlier if side in e["sides"]), kept)
+        origins.setdefault((run["date"], run["machine"]), []).append(side)
+    return [{"date": date, "machine": where, "sides": s} for (date, where), s in origins.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 sampled training pairs, 1 epoch (CI-sized)")
@@ -284,7 +296,7 @@ def main() -> None:
             raise SystemExit(f"--only: {name}.json holds a {kept['mode']} run over seeds {kept.get('seeds')}")
         others = [side for side in SIDES if side in kept and side != args.only]
         results.update({side: kept[side] for side in others})
-        results["kept_from_earlier_run"] = {"date": kept["date"], "machine": kept["machine"], "sides": others}
+        results["kept_from_earlier_run"] = kept_origins(kept, others)
     runs: dict[str, dict[int, dict[str, Any]]] = {side: {} for side in sides}
     for seed in seeds:  # the recipe's seed in `out` itself, as a one-seed run keeps it
         where = out if seed == setup["seed"] else out / f"seed{seed}"
