@@ -263,17 +263,28 @@ DESIGN_ROW = (
 )
 
 
-def kept_sides(r: dict[str, Any]) -> list[str]:
-    """A line under the table naming the sides `--only` kept from an earlier run: their figures, speed included,
-    are of that run, so a ratio against them spans two runs."""
+def kept_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The earlier runs `--only` kept sides from, each `{"date", "machine", "sides"}` (older files: one dict)."""
     kept = r.get("kept_from_earlier_run") or []
-    if not kept:
+    return [kept] if isinstance(kept, dict) else kept
+
+
+def kept_sides(r: dict[str, Any]) -> list[str]:
+    """A line under the table naming the sides `--only` kept from earlier runs: their figures, speed included,
+    are of those runs, so a ratio against them spans two runs."""
+    if not (kept := kept_runs(r)):
         return []
     names = {"st": "sentence-transformers", "n2m": "n2m", "n2m_random_order": "the design row"}
     runs = "; ".join(f"{', '.join(names.get(side, side) for side in run['sides'])} from the run of {run['date']} "
-                     f"({run['machine']})" for run in ([kept] if isinstance(kept, dict) else kept))  # fmt: skip
+                     f"({run['machine']})" for run in kept)  # fmt: skip
     return ["", f"Kept by `--only` from earlier runs: {runs}. The other rows ran on {r['date']}; a speed ratio "
                 "between rows of two runs also holds what the shared machine did between them."]  # fmt: skip
+
+
+def kept_from(r: dict[str, Any], side: str, owner: str) -> str:
+    """The README's note where `--only` kept `side` from an earlier run: "(OWNER side from its run of DATE)"."""
+    run = next((run for run in kept_runs(r) if side in run["sides"]), None)
+    return f" ({owner} side from its run of {run['date']})" if run else ""
 
 
 def sts_same_model(root: Path) -> str | None:
@@ -1436,7 +1447,8 @@ def side_by_side(root: Path) -> list[str]:
             row("sts_same_model", f"KorSTS, the training loop like for like ({where}, same trimmed bi-encoder, "
                 "sentence-transformers)", name, f"Pearson {f4(r['n2m']['pearson'])} vs {f4(r['st']['pearson'])}"
                 + (f" (mean of {len(r['seeds'])} seeds)" if r.get("seeds") else "") + "; "
-                f"train pairs/s {f2(r['n2m']['samples_per_s'])} vs {f2(r['st']['samples_per_s'])}", r)  # fmt: skip
+                f"train pairs/s {f2(r['n2m']['samples_per_s'])} vs {f2(r['st']['samples_per_s'])}"
+                + kept_from(r, "st", "sentence-transformers'"), r)  # fmt: skip
     if r := load(root, "sts_vs_hf.gpu.json"):
         q = r["ratios"]
         row("sts_vs_hf", "KorSTS on one GPU, tool against tool (both on the trimmed e5-small)", "sts_vs_hf.gpu.json",
