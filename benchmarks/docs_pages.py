@@ -264,9 +264,8 @@ DESIGN_ROW = (
 
 
 def kept_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
-    """The earlier runs `--only` kept sides from, each `{"date", "machine", "sides"}` (older files: one dict)."""
-    kept = r.get("kept_from_earlier_run") or []
-    return [kept] if isinstance(kept, dict) else kept
+    """The earlier runs `--only` kept sides from, each `{"date", "machine", "sides"}`."""
+    return r.get("kept_from_earlier_run") or []
 
 
 def kept_sides(r: dict[str, Any]) -> list[str]:

@@ -234,7 +234,6 @@ def kept_origins(kept: dict[str, Any], sides: list[str]) -> list[dict[str, Any]]
     """Which run each kept side comes from, as `[{"date", "machine", "sides"}]`: a side the kept file had itself
     kept from an earlier run keeps that run's date and machine."""
     earlier = kept.get("kept_from_earlier_run") or []
-    earlier = [earlier] if isinstance(earlier, dict) else earlier  # files written before per-run origins
     origins: dict[tuple[str, str], list[str]] = {}
     for side in sides:
         run = next((e for e in earlier if side in e["sides"]), kept)
