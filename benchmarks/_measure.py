@@ -147,10 +147,15 @@ def kept_or_run(done: Path, resume: bool, run: Callable[[], dict[str, Any]]) -> 
     return result
 
 
+def result_file(out: str | Path, system: str) -> Path:
+    """Where `run_or_resume` keeps a finished side's result."""
+    return Path(out, f"{system}.result.json")
+
+
 def run_or_resume(script: str, system: str, config: dict[str, Any], out: str | Path, resume: bool) -> dict[str, Any]:
-    """`run_child`, keeping each finished side in `<out>/<system>.result.json` (see `kept_or_run`)."""
+    """`run_child`, keeping each finished side in `result_file(out, system)` (see `kept_or_run`)."""
     print(f"{system} …", flush=True)
-    return kept_or_run(Path(out, f"{system}.result.json"), resume, lambda: run_child(script, system, config))
+    return kept_or_run(result_file(out, system), resume, lambda: run_child(script, system, config))
 
 
 def repo_path(path: str | Path) -> str:

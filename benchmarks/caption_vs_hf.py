@@ -47,7 +47,7 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _measure import machine, peak_rss_mb, repo_path, run_or_resume, today, write_results  # noqa: E402
+from _measure import machine, peak_rss_mb, repo_path, result_file, run_or_resume, today, write_results  # noqa: E402
 from docs_pages import write_pages  # noqa: E402
 
 RECIPE = ROOT / "recipes/ko-caption.yaml"
@@ -439,7 +439,7 @@ def main() -> None:
         where.mkdir(parents=True, exist_ok=True)
         for system in ("n2m", "hf"):
             child = {**config, "seed": seed, "recipe_seed": recipe_seed, "out": str(where)}
-            kept = args.resume and Path(where, f"{system}.result.json").is_file()  # measured by an earlier run
+            kept = args.resume and result_file(where, system).is_file()  # measured by an earlier run
             runs[system][seed] = {**run_or_resume(__file__, system, child, where, args.resume), "kept": kept}
             print(json.dumps(runs[system][seed]), flush=True)
     for system in ("n2m", "hf"):

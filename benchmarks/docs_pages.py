@@ -1168,7 +1168,7 @@ DROPOUT16_CAPTION_RUN = (
     "each 64-bit draw (since removed). With those masks n2m trained faster but scored lower in every seed, and "
     "two of the tiny captioning tests stopped learning their two pictures; with PyTorch's own dropout, or one draw "
     "per element, they learn again. The cause was not found, so the masks are gone and this run stands for what "
-    "they did; the current code's run is still to be made."
+    "they did; the current code's run is the first section."
 )
 OLDER_CAPTION_RUN = (
     " This run predates the training loop's timing (steps alone were timed) and timed n2m's generation with the "

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -37,11 +37,21 @@ STEPS, ROUNDS = 4, 3  # steps per setting per round; each round visits every set
 OVERHEADS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)  # the rule's per-run overhead: what it would choose at each
 
 
+class Case(NamedTuple):
+    """A recipe's first batches and what a step over one of them trains."""
+
+    loss_of: Callable[[dict], torch.Tensor]
+    module: torch.nn.Module
+    batches: list
+    real_share: float  # real tokens over those of each batch padded to its longest
+    lengths: list[torch.Tensor]  # each batch's real lengths (N21: both sides' texts; captions: targets)
+
+
 def recipe(name: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
-def n21_case(name: str, **data_overrides: Any) -> tuple:
+def n21_case(name: str, **data_overrides: Any) -> Case:
     from n2m.shapes.n21.data import TextDataModule
     from n2m.shapes.n21.task import SequenceTask
 
@@ -52,11 +62,10 @@ def n21_case(name: str, **data_overrides: Any) -> tuple:
     task = SequenceTask.from_data(data, **config.get("model", {}))
     batches = list(_first(data.train_dataloader(), STEPS * ROUNDS))
     lengths = [torch.cat([b[k]["attention_mask"].sum(1) for k in ("a", "b") if k in b]) for b in batches]
-    return task.loss, task, batches, _real_share(lengths), lengths
+    return Case(task.loss, task, batches, _real_share(lengths), lengths)
 
 
-def caption_case() -> tuple:
-    """(loss of a batch, the module trained, batches, real share, each batch's target lengths)."""
+def caption_case() -> Case:
     from n2m.shapes.n2m.data import Seq2SeqDataModule
     from n2m.shapes.n2m.examples import Seq2SeqColumns
     from n2m.shapes.n2m.images import ImageOptions
@@ -72,7 +81,7 @@ def caption_case() -> tuple:
     task = Seq2SeqTask.from_data(data, **config["model"])
     batches = list(_first(data.train_dataloader(), STEPS * ROUNDS))
     lengths = [(b["labels"] != -100).sum(1) for b in batches]
-    return task.model.batch_loss, task, batches, _real_share(lengths), lengths
+    return Case(task.model.batch_loss, task, batches, _real_share(lengths), lengths)
 
 
 def runs_by_overhead(lengths: list[torch.Tensor], most: int) -> dict[str, float]:
@@ -95,9 +104,9 @@ def _real_share(lengths: list[torch.Tensor]) -> float:
     return round(sum(int(x.sum()) for x in lengths) / sum(len(x) * int(x.max()) for x in lengths), 3)
 
 
-def time_settings(case: tuple, settings: dict[str, Callable[[], Any]]) -> dict[str, float]:
+def time_settings(case: Case, settings: dict[str, Callable[[], Any]]) -> dict[str, float]:
     """Median milliseconds per training step under each setting (a function that sets it), taken in turns."""
-    loss_of, module, batches = case[:3]
+    loss_of, module, batches = case.loss_of, case.module, case.batches
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-6, fused=True)
     module.train()
 
@@ -149,14 +158,14 @@ def main() -> None:
     for name, build in cases.items():
         case = build()
         settings = {str(c): n21_runs(c) for c in counts} | {"rule": n21_runs(None)}
-        results["cases"][name] = {"real_share": case[3], "ms_per_step": time_settings(case, settings),
-                                  "runs_by_overhead": runs_by_overhead(case[4], rule[0])}  # fmt: skip
+        results["cases"][name] = {"real_share": case.real_share, "ms_per_step": time_settings(case, settings),
+                                  "runs_by_overhead": runs_by_overhead(case.lengths, rule[0])}  # fmt: skip
         n21_runs(None)()
         print(name, results["cases"][name], flush=True)
     case = caption_case()
     timed = time_settings(case, {str(c): packed_runs(c) for c in counts})
     packed.CPU_RUNS = committed_packed
-    results["cases"]["ko-caption"] = {"real_share": case[3], "ms_per_step": timed}
+    results["cases"]["ko-caption"] = {"real_share": case.real_share, "ms_per_step": timed}
     print("ko-caption", results["cases"]["ko-caption"], flush=True)
 
     header = ["case", "real share", *(f"{c} run{'s' if c > 1 else ''}" for c in counts), "N21's rule"]

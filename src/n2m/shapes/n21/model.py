@@ -85,13 +85,7 @@ class SequenceModel(EncoderModel):
         microseconds; on a GPU the launches are what one pass saves. The vectors are the same either way
         (padding is masked)."""
         sizes = [b["input_ids"].shape[0] for b in batches]
-        length = max(b["input_ids"].shape[1] for b in batches)
-        pad_id = self.encoder.config.pad_token_id or 0
-        joined = batches[0] if len(batches) == 1 else {
-            key: torch.cat([F.pad(x[key], (0, length - x[key].shape[1]), value=pad_id if key == "input_ids" else 0)
-                            for x in batches])
-            for key in batches[0]
-        }  # fmt: skip
+        joined = batches[0] if len(batches) == 1 else self.joined(batches)
         lengths = joined["attention_mask"].sum(1)
         runs = length_runs(lengths, CPU_RUNS, RUN_OVERHEAD)
         if len(runs) == 1:
@@ -100,6 +94,16 @@ class SequenceModel(EncoderModel):
             self.embed({key: value[run, : int(lengths[run[0]])] for key, value in joined.items()}) for run in runs
         ]
         return torch.cat(vectors)[torch.cat(runs).argsort()].split(sizes)
+
+    def joined(self, batches: tuple[dict[str, torch.Tensor], ...]) -> dict[str, torch.Tensor]:
+        """Several batches of texts as one, each padded to the longest text of all."""
+        length = max(b["input_ids"].shape[1] for b in batches)
+        pad_id = self.encoder.config.pad_token_id or 0
+        return {
+            key: torch.cat([F.pad(x[key], (0, length - x[key].shape[1]), value=pad_id if key == "input_ids" else 0)
+                            for x in batches])
+            for key in batches[0]
+        }  # fmt: skip
 
     def forward(self, batch: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
         """Logits `(B, C)` for classes, or a normalized score `(B,)` for regression."""
