@@ -158,6 +158,31 @@ def run_or_resume(script: str, system: str, config: dict[str, Any], out: str | P
     return kept_or_run(result_file(out, system), resume, lambda: run_child(script, system, config))
 
 
+def keep_other_sides(
+    kept_file: Path, results: dict[str, Any], only: str, sides: Sequence[str], seeds: list[int], own_seed: int
+) -> dict[str, Any]:
+    """`--only SIDE`: every other side in `results` as `kept_file` has it, from a run of the same mode and seeds,
+    and `results["kept_from_earlier_run"]` saying which run each kept side comes from; returns the kept file."""
+    kept = json.loads(kept_file.read_text(encoding="utf-8"))
+    if (kept["mode"], kept.get("seeds", [own_seed])) != (results["mode"], seeds):
+        raise SystemExit(f"--only: {kept_file.name} holds a {kept['mode']} run over seeds {kept.get('seeds')}")
+    others = [side for side in sides if side in kept and side != only]
+    results.update({side: kept[side] for side in others})
+    results["kept_from_earlier_run"] = kept_origins(kept, others)
+    return kept
+
+
+def kept_origins(kept: dict[str, Any], sides: list[str]) -> list[dict[str, Any]]:
+    """Which run each kept side comes from, as `[{"date", "machine", "sides"}]`: a side the kept file had itself
+    kept from an earlier run keeps that run's date and machine."""
+    earlier = kept.get("kept_from_earlier_run") or []
+    origins: dict[tuple[str, str], list[str]] = {}
+    for side in sides:
+        run = next((e for e in earlier if side in e["sides"]), kept)
+        origins.setdefault((run["date"], run["machine"]), []).append(side)
+    return [{"date": date, "machine": where, "sides": s} for (date, where), s in origins.items()]
+
+
 def repo_path(path: str | Path) -> str:
     """A path as a results file records it: relative to the repository when inside it, else as given."""
     root = Path(__file__).resolve().parents[1]

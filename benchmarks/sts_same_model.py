@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _measure import (  # noqa: E402
     ACCELERATOR_ARGS,
+    keep_other_sides,
     machine,
     peak_gpu_mb,
     peak_rss_mb,
@@ -230,17 +231,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kept_origins(kept: dict[str, Any], sides: list[str]) -> list[dict[str, Any]]:
-    """Which run each kept side comes from, as `[{"date", "machine", "sides"}]`: a side the kept file had itself
-    kept from an earlier run keeps that run's date and machine."""
-    earlier = kept.get("kept_from_earlier_run") or []
-    origins: dict[tuple[str, str], list[str]] = {}
-    for side in sides:
-        run = next((e for e in earlier if side in e["sides"]), kept)
-        origins.setdefault((run["date"], run["machine"]), []).append(side)
-    return [{"date": date, "machine": where, "sides": s} for (date, where), s in origins.items()]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 sampled training pairs, 1 epoch (CI-sized)")
@@ -289,13 +279,8 @@ def main() -> None:
         results["seeds"] = seeds
     name = "sts_same_model" + (".quick" if args.quick else "") + (".gpu" if args.accelerator == "gpu" else "")
     sides = (args.only,) if args.only else ("n2m", "st") + (("n2m_random_order",) if args.design_rows else ())
-    if args.only:  # the other sides as the file has them
-        kept = json.loads(Path(args.results_dir, f"{name}.json").read_text(encoding="utf-8"))
-        if (kept["mode"], kept.get("seeds", [setup["seed"]])) != (results["mode"], seeds):
-            raise SystemExit(f"--only: {name}.json holds a {kept['mode']} run over seeds {kept.get('seeds')}")
-        others = [side for side in SIDES if side in kept and side != args.only]
-        results.update({side: kept[side] for side in others})
-        results["kept_from_earlier_run"] = kept_origins(kept, others)
+    if args.only:
+        keep_other_sides(Path(args.results_dir, f"{name}.json"), results, args.only, SIDES, seeds, setup["seed"])
     runs: dict[str, dict[int, dict[str, Any]]] = {side: {} for side in sides}
     for seed in seeds:  # the recipe's seed in `out` itself, as a one-seed run keeps it
         where = out if seed == setup["seed"] else out / f"seed{seed}"
