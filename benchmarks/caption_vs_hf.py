@@ -9,11 +9,13 @@
     is not installed here, and the point is the same data), `Seq2SeqTrainer` with the recipe's batch size,
     warm-up, schedule, weight decay and label smoothing; evaluation each epoch with greedy generation and CIDEr-D,
     best epoch kept (`load_best_model_at_end`); test with the recipe's decoding. HF's default sampler.
-(b) `n2m fit --config recipes/ko-caption.yaml`: the same rows and settings; its test is scored on the
-    checkpoint with the best validation CIDEr-D, then that checkpoint is scored on the held-out combinations.
-(c) with `--design-rows` (or `--only n2m_ema`), a design row: (b) validating, choosing and testing an exponential
-    moving average of its weights (Lightning's `EMAWeightAveraging`, decay 0.995, about the last 200 steps, fixed
-    before it ran), which `Seq2SeqTrainer` has no setting for. It is shown as its own row, not as HF's settings.
+(b) `n2m`: `n2m fit --config recipes/ko-caption.yaml` on HF's settings exactly, i.e. without the recipe's moving
+    average of the weights: the same rows and settings; its test is scored on the checkpoint with the best
+    validation CIDEr-D, then that checkpoint is scored on the held-out combinations.
+(c) `n2m_ema`: the recipe as committed, which validates, chooses, tests and exports an exponential moving average
+    of its weights (`n2m.core.averaging.WeightEMA` in its `trainer.callbacks`). `Seq2SeqTrainer` has no such
+    setting, so this is n2m's design, shown as its own row, not as HF's settings. Run only for a recipe that
+    averages its weights.
 
 Both score with the same BLEU (`char`), chrF and CIDEr-D (`n2m.shapes.n2m.caption_metrics`: COCO's scorer over the
 whole split), each image against all its references, on the ordinary test split and on `test_novel` (object-
@@ -67,13 +69,7 @@ RECIPE = ROOT / "recipes/ko-caption.yaml"
 NOVEL = ROOT / "data/ko-caption/test_novel.jsonl"
 METRICS = ["bleu", "chrf", "cider"]
 QUICK = {"max_train_samples": 256, "max_val_samples": 32, "max_test_samples": 32}
-SIDES = ("n2m", "hf", "n2m_ema")  # n2m_ema: the design row
-# the weights' moving average (buffers, e.g. batch norm's statistics, follow the trained model: n2m's CLI refuses
-# averaged buffers); 0.995 spans about 200 of the recipe's 1,872 steps
-EMA = {
-    "class_path": "lightning.pytorch.callbacks.EMAWeightAveraging",
-    "init_args": {"decay": 0.995, "use_buffers": False},
-}
+SIDES = ("n2m", "hf", "n2m_ema")  # n2m: HF's settings exactly; n2m_ema: the recipe, its weights averaged
 
 
 class StepTimer(Callback):
@@ -158,7 +154,22 @@ def seed_args(seed: int, recipe_seed: int) -> list[str]:
     return ["--seed_everything", str(seed), "--data.split_seed", str(split_seed + seed)]
 
 
-def run_n2m(config: dict[str, Any], out: str, *extra: str) -> dict[str, Any]:
+def recipe_callbacks(recipe: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The recipe's `trainer.callbacks`: (those that average its weights, the others)."""
+    import importlib
+
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    def averages(entry: dict[str, Any]) -> bool:
+        module, _, name = entry["class_path"].rpartition(".")
+        return issubclass(getattr(importlib.import_module(module), name), WeightAveraging)
+
+    entries = (yaml.safe_load(recipe.read_text(encoding="utf-8")).get("trainer") or {}).get("callbacks") or []
+    return [e for e in entries if averages(e)], [e for e in entries if not averages(e)]
+
+
+def run_n2m(config: dict[str, Any], out: str, averaged: bool) -> dict[str, Any]:
+    """`averaged`: the recipe as it is; otherwise without its weight averaging (HF's settings exactly)."""
     import lightning as L
 
     from n2m.cli import main
@@ -168,10 +179,12 @@ def run_n2m(config: dict[str, Any], out: str, *extra: str) -> dict[str, Any]:
     Path(out).mkdir(parents=True, exist_ok=True)
     timer_file.unlink(missing_ok=True)
     timer = {"class_path": "caption_vs_hf.StepTimer", "init_args": {"out": str(timer_file)}}
+    averaging, others = recipe_callbacks(Path(config["recipe"]))
+    callbacks = [*others, *(averaging if averaged else []), timer]
     args = ["fit", "--config", config["recipe"], "--trainer.default_root_dir", out,
             "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", str(config["epochs"]),
-            "--trainer.callbacks+", json.dumps(timer), "--model.metrics", json.dumps(METRICS),
-            "--model.monitor", "cider", *seed_args(config["seed"], config["recipe_seed"]), *extra]  # fmt: skip
+            "--trainer.callbacks", json.dumps(callbacks), "--model.metrics", json.dumps(METRICS),
+            "--model.monitor", "cider", *seed_args(config["seed"], config["recipe_seed"])]  # fmt: skip
     for key, value in (QUICK if config["quick"] else {}).items():
         args += [f"--data.{key}", str(value)]
     main(args)
@@ -391,8 +404,8 @@ FIELDS = (
 
 
 def table(results: dict[str, Any]) -> str:
-    names = {"hf": "HF Seq2SeqTrainer", "n2m": "n2m (recipes/ko-caption.yaml)",
-             "n2m_ema": "n2m + moving average of the weights (design)"}  # fmt: skip
+    names = {"hf": "HF Seq2SeqTrainer", "n2m": "n2m, HF's settings (the recipe without its weight average)",
+             "n2m_ema": "n2m, the recipe (+ a moving average of the weights: design)"}  # fmt: skip
     d = results["details"]
     lines = [
         f"Korean image captioning, {results['mode']} run, {results['date']}, {results['machine']}; "
@@ -424,7 +437,6 @@ def main() -> None:
         nargs="+",
         help="train each side once per seed and average (default: the recipe's seed alone)",
     )
-    parser.add_argument("--design-rows", action="store_true", help="also n2m with a moving average of its weights")
     parser.add_argument("--only", choices=SIDES, help="run this side alone, the others kept from the results file")
     parser.add_argument("--child", choices=SIDES)
     parser.add_argument("--config-json")
@@ -436,8 +448,7 @@ def main() -> None:
         if args.child == "hf":
             print(json.dumps(run_hf(config, out)))
         else:
-            ema = ["--trainer.callbacks+", json.dumps(EMA)] if args.child == "n2m_ema" else []
-            print(json.dumps(run_n2m(config, out, *ema)))
+            print(json.dumps(run_n2m(config, out, averaged=args.child == "n2m_ema")))
         return
 
     recipe = Path(args.recipe).resolve()
@@ -462,7 +473,10 @@ def main() -> None:
         results["seeds"] = seeds
     name = "caption_vs_hf.quick" if args.quick else "caption_vs_hf"
     target = ROOT / "benchmarks/results" if recipe == RECIPE else Path(args.out)
-    sides = (args.only,) if args.only else ("n2m", "hf") + (("n2m_ema",) if args.design_rows else ())
+    averages = bool(recipe_callbacks(recipe)[0])
+    if args.only == "n2m_ema" and not averages:
+        raise SystemExit(f"--only n2m_ema: {repo_path(recipe)} averages no weights, so n2m_ema would be n2m")
+    sides = (args.only,) if args.only else ("n2m", "hf") + (("n2m_ema",) if averages else ())
     if args.only:
         earlier = keep_other_sides(target / f"{name}.json", results, args.only, SIDES, seeds, recipe_seed)
         details.update({side: earlier["details"][side] for side in SIDES if side in earlier and side != args.only})

@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("docs_pages", ROOT / "benchmarks/docs_pages.py")
 assert _spec is not None and _spec.loader is not None
@@ -143,3 +145,27 @@ def test_the_classification_page_knows_the_benchmarks_tasks():
     classify = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(classify)
     assert tuple(classify.TASKS) == docs_pages.CLASSIFY_TASKS  # the page lists the tasks not yet run
+
+
+def test_only_keeps_the_other_sides_and_names_the_run_each_comes_from(tmp_path):
+    """`--only SIDE` (sts_same_model, caption_vs_hf): the other sides come from the results file, and a side that
+    file had itself kept keeps its own run's date and machine."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _measure import keep_other_sides
+
+    earlier = [{"date": "2026-12-03", "machine": "m1", "sides": ["hf"]}]
+    kept = {"mode": "full", "machine": "m2", "date": "2026-12-05", "seeds": [0, 1], "n2m": {"x": 1}, "hf": {"x": 2},
+            "n2m_ema": {"x": 3}, "kept_from_earlier_run": earlier}  # fmt: skip
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(kept), encoding="utf-8")
+    results: dict[str, Any] = {"mode": "full", "date": "2026-12-06"}
+    keep_other_sides(path, results, "n2m_ema", ("n2m", "hf", "n2m_ema"), [0, 1], own_seed=0)
+    assert (results["n2m"], results["hf"]) == ({"x": 1}, {"x": 2}) and "n2m_ema" not in results
+    assert results["kept_from_earlier_run"] == [
+        {"date": "2026-12-05", "machine": "m2", "sides": ["n2m"]},
+        {"date": "2026-12-03", "machine": "m1", "sides": ["hf"]},
+    ]
+    with pytest.raises(SystemExit, match="full run over seeds"):
+        keep_other_sides(path, {"mode": "full"}, "n2m_ema", ("n2m", "hf", "n2m_ema"), [0, 1, 2], own_seed=0)

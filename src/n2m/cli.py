@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import itertools
 import json
 import os
@@ -164,17 +165,21 @@ class N2MCLI(LightningCLI):
 
 
 def refuse_averaged_buffers(callbacks: Any) -> None:
-    """Our encoders keep no running statistics to average; averaging their buffers too (Lightning's default) made
-    the in-process test disagree with the saved checkpoint when we tried it."""
+    """A weight-averaging callback must leave the buffers to the trained model (batch norm's statistics follow
+    it): averaging them too (Lightning's default) also averages integer buffers such as position ids, and made the
+    in-process test disagree with the saved checkpoint when we tried it. n2m's `WeightEMA` never averages them."""
     for entry in callbacks or []:
         class_path = str(entry.get("class_path", "")) if hasattr(entry, "get") else ""
         module, _, name = class_path.rpartition(".")
         if not module:
             continue
         found = getattr(importlib.import_module(module), name, None)
-        init_args = entry.get("init_args") or {}
-        if isinstance(found, type) and issubclass(found, WeightAveraging) and init_args.get("use_buffers", True):
-            raise ConfigError(f"{name}: set `use_buffers: false` (n2m averages weights only)")
+        if not (isinstance(found, type) and issubclass(found, WeightAveraging)):
+            continue
+        default = inspect.signature(found).parameters.get("use_buffers")
+        if (entry.get("init_args") or {}).get("use_buffers", default.default if default else False):
+            raise ConfigError(f"{name}: set `use_buffers: false` (n2m averages weights only), or use "
+                              "n2m.core.averaging.WeightEMA")  # fmt: skip
 
 
 def _export(argv: list[str]) -> None:
