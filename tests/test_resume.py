@@ -173,3 +173,32 @@ def test_sigterm_saves_and_exits_cleanly(tiny_backbone, korsts_slice, tmp_path, 
     # The step that was under way when SIGTERM came finished, and was saved: nothing is lost.
     assert torch.load(root / "checkpoints/last.ckpt", weights_only=True)["global_step"] == STOP_AT + 1
     resume_and_compare(args, tmp_path, reference, from_step=STOP_AT + 1)
+
+
+AVERAGED = (
+    "--trainer.callbacks+",
+    json.dumps({"class_path": "n2m.core.averaging.WeightEMA", "init_args": {"decay": 0.9}}),
+)
+
+
+@pytest.fixture(scope="module")
+def averaged_reference(tiny_backbone, korsts_slice, tmp_path_factory) -> dict[str, Any]:
+    """The uninterrupted run with a moving average of the weights (`WeightEMA`)."""
+    root = tmp_path_factory.mktemp("averaged")
+    main(fit_args(tiny_backbone, korsts_slice, root, root / "record.jsonl", *AVERAGED))
+    batches, scores = read_records(root / "record.jsonl")
+    last = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
+    return {"weights": last["state_dict"], "trained": last["current_model_state"], "batches": batches, "scores": scores}
+
+
+def test_a_resumed_run_continues_its_weight_average(tiny_backbone, korsts_slice, tmp_path, averaged_reference):
+    """The average (what validation scores and the checkpoint's model is) and the trained weights both continue
+    as in the uninterrupted run: the average's count of steps is part of the checkpoint."""
+    root = tmp_path / "run"
+    args = fit_args(tiny_backbone, korsts_slice, root, tmp_path / "record.jsonl", *AVERAGED)
+    stopped = interrupted_fit(args, tmp_path, signal.SIGTERM)
+    assert stopped.returncode == EXIT_INTERRUPTED, stopped.stderr[-3000:]
+    resume_and_compare(args, tmp_path, averaged_reference, from_step=STOP_AT + 1)
+    trained = torch.load(root / "checkpoints/last.ckpt", weights_only=True)["current_model_state"]
+    assert_same_weights(trained, averaged_reference["trained"])
+    assert any(not torch.equal(averaged_reference["trained"][k], v) for k, v in averaged_reference["weights"].items())
