@@ -99,7 +99,7 @@ def override(tmp_path: Path, backbone: str, files: dict[str, Path], **changes: A
             "images": {"size": IMAGE_SIZE, "augment": {"shift": 0.05, "brightness": 0.1}},
             **changes.pop("data", {}),
         },
-        # without the recipe's weight average: these budgets of a few dozen steps were set on the trained weights
+        # without the recipe's weight average: over a few dozen steps a 200-step average would hold them all
         "trainer": {
             "max_epochs": 1,
             "enable_progress_bar": False,

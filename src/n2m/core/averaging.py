@@ -7,8 +7,8 @@ each validation and puts it in a checkpoint's `state_dict`, the trained weights 
 average itself. Lightning's `EMAWeightAveraging` starts from the first step's weights and decays them like any
 other, so after t steps they still weigh decay^t: 0.995 keeps 21% of them after 300 steps, and a short run
 validates, and exports, mostly its first step. This average is bias-corrected, as Adam's moments are: step k of t
-weighs decay^(t−k), normalized over the steps taken, so a short run averages its own steps and a long one
-(decay^t ≈ 0) is the same as Lightning's.
+weighs decay^(t−k), normalized over the steps taken, so a long run (decay^t ≈ 0) is the same as Lightning's and a
+short one averages its own steps: all of them, nearly alike, when it is much shorter than 1 / (1 − decay).
 
 Buffers (batch norm's running statistics) are not averaged: they follow the trained model, as with
 `use_buffers: false`, which n2m's CLI asks of every weight-averaging callback.
