@@ -5,7 +5,7 @@ Lightning's `WeightAveraging` does the bookkeeping: it keeps the average (a copy
 each validation and puts it in a checkpoint's `state_dict`, the trained weights beside it to resume from, so
 `ModelCheckpoint` chooses an epoch by the average's score and `n2m export` reads the average. What is n2m's is the
 average itself. Lightning's `EMAWeightAveraging` starts from the first step's weights and decays them like any
-other, so after t steps they still weigh decay^t: 0.995 keeps 21% of them after 300 steps, and a short run
+other, so after t steps they still weigh decay^t: 0.995 keeps 22% of them after 300 steps, and a short run
 validates, and exports, mostly its first step. This average is bias-corrected, as Adam's moments are: step k of t
 weighs decay^(t−k), normalized over the steps taken, so a long run (decay^t ≈ 0) is the same as Lightning's and a
 short one averages its own steps: all of them, nearly alike, when it is much shorter than 1 / (1 − decay).
