@@ -71,6 +71,13 @@ def tagged_tokens(ex, offsets: list[tuple[int, int]]) -> list[int]:
     return [t for t, (a, b) in enumerate(offsets) if first_char(ex.text, a, b) < b]
 
 
+def token_tags(ex, offsets: list[tuple[int, int]]) -> list[str | None]:
+    """HF's side's training labels: each token takes the tag of its first character; None (the loss's -100) for a
+    token that holds no character."""
+    starts = [first_char(ex.text, a, b) for a, b in offsets]
+    return [ex.tags[c] if c < b else None for c, (_, b) in zip(starts, offsets, strict=True)]
+
+
 def token_tag_spans(ex, offsets: list[tuple[int, int]], tags: list[str]) -> list:
     """One tag per tagged token → character spans: a token's span runs from its first character to its end."""
     from n2m.shapes.n2n.spans import Span, bio_to_spans
@@ -94,8 +101,8 @@ def entity_scores(names: list[str], predicted: list[list], examples: list) -> di
 
 
 def token_ceiling(examples: list, backbone_dir: str, names: list[str], max_length: int) -> dict[str, float]:
-    """The best entity F1 a tagger of whole tokens can reach: each token given its first character's gold tag
-    (HF's side's training labels), read back as HF's predictions are. An entity that starts or ends inside a
+    """The best entity F1 a tagger of whole tokens can reach: each token given HF's side's training label
+    (`token_tags`), read back as HF's predictions are. An entity that starts or ends inside a
     token (`<박:PS>씨` is the one token `▁박씨`; Korean particles join their noun) cannot be hit."""
     from transformers import AutoTokenizer
 
@@ -103,7 +110,7 @@ def token_ceiling(examples: list, backbone_dir: str, names: list[str], max_lengt
     enc = tokenizer([ex.text for ex in examples], truncation=True, max_length=max_length, return_offsets_mapping=True)
     predicted = []
     for ex, offsets in zip(examples, enc["offset_mapping"], strict=True):
-        tags = [ex.tags[first_char(ex.text, *offsets[t])] for t in tagged_tokens(ex, offsets)]
+        tags = [tag for tag in token_tags(ex, offsets) if tag is not None]  # one per `tagged_tokens`
         predicted.append(token_tag_spans(ex, offsets, tags))
     return entity_scores(names, predicted, examples)
 
@@ -140,8 +147,7 @@ def run_hf(config: dict) -> dict:
 
         def __getitem__(self, i):
             ex, offsets = self.examples[i], self.enc["offset_mapping"][i]
-            starts = [first_char(ex.text, a, b) for a, b in offsets]  # -100: special tokens, a lone `▁`
-            labels = [label_id[ex.tags[c]] if c < b else -100 for c, (_, b) in zip(starts, offsets, strict=True)]
+            labels = [-100 if tag is None else label_id[tag] for tag in token_tags(ex, offsets)]
             return {"input_ids": self.enc["input_ids"][i], "attention_mask": self.enc["attention_mask"][i],
                     "labels": labels}  # fmt: skip
 

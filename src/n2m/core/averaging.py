@@ -36,7 +36,8 @@ class WeightEMA(WeightAveraging):
 
     def __init__(self, decay: float = 0.999) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"WeightEMA decay={decay}: it must lie between 0 and 1 (e.g. 0.999)")
+            raise ValueError(f"trainer.callbacks: WeightEMA's init_args.decay={decay} must lie between 0 and 1, "
+                             "not at either end (e.g. 0.999: an average over about the last 1,000 steps)")  # fmt: skip
         super().__init__(use_buffers=False, multi_avg_fn=self.blend)
         self.decay = decay
 
