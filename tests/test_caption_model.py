@@ -221,11 +221,11 @@ def test_fit_test_export_predict_and_stream(tiny_backbone, caption_files, tmp_pa
 @pytest.mark.parametrize(
     ("vision", "model_type", "batch_size", "epochs"),
     [
-        (TINY_VISION, "vit", 8, 30),
+        (TINY_VISION, "vit", 8, 60),
         # batch norm needs batches of both pictures (one picture is normalized away): one batch of all 16 rows,
         # and twice the steps (it learns colour more slowly than the ViT)
         (TINY_CNN, "n2m_vit_conv_stem", 16, 120),
-        (TINY_SWIN, "swin", 8, 30),
+        (TINY_SWIN, "swin", 8, 60),
     ],
     ids=["vit", "conv-stem", "swin"],
 )
@@ -250,8 +250,9 @@ def test_it_learns_what_the_pictures_show(tiny_backbone, tmp_path, vision, model
             "label_smoothing": 0.0,
             "vision": vision,
         },
-        # the order these budgets were set on (the recipe's random order is for its real data, see the recipe)
-        data={"images": {"size": IMAGE_SIZE}, "batch_size": batch_size, "group_by_length": True},
+        # a random order mixes both pictures in a batch (grouped by length, each batch would hold one caption);
+        # these budgets pass for each of the seeds 0-5, so they do not hang on one run's order
+        data={"images": {"size": IMAGE_SIZE}, "batch_size": batch_size, "group_by_length": False},
     )
     fit(tmp_path, config, "--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs))
     results = json.loads((tmp_path / "run/results.json").read_text())

@@ -95,6 +95,30 @@ def test_group_by_length_pool_size_trades_padding_for_mixing(tiny_backbone, kors
     assert spread(True) < spread(2) < spread(False)
 
 
+@pytest.mark.parametrize("group_by_length", [True, False])
+def test_training_order_follows_the_runs_seed(tiny_backbone, korsts_slice, group_by_length: bool) -> None:
+    """The run's seed (`seed_everything`) picks the training order, as Hugging Face's `data_seed` defaults to its
+    `seed`: runs over several seeds differ in their order, not only in their dropout; a restored checkpoint
+    state brings back its run's order whatever the new process was seeded with."""
+
+    def epochs(seed: int, state: dict | None = None) -> list[list[int]]:
+        torch.manual_seed(seed)
+        data = TextDataModule(train=str(korsts_slice["train"]), columns=STS, batch_size=8, backbone=tiny_backbone,
+                              objective="regression", max_length=48, cache_tokens=False,
+                              group_by_length=group_by_length)  # fmt: skip
+        data.setup("fit")
+        if state:
+            data.load_state_dict(state)
+        sampler = data.train_dataloader().sampler
+        return [list(sampler), list(sampler)]
+
+    first, second = epochs(0), epochs(1)
+    assert first == epochs(0)
+    assert first[0] != second[0] and first[1] != second[1]
+    assert second[0] != first[1]  # seed 1's first epoch is not seed 0's second
+    assert epochs(1, {"train_order": {"epoch": 0, "batches": 0}, "order_seed": 0}) == first
+
+
 def test_cosent_prefers_correct_ranking() -> None:
     target = torch.tensor([0.1, 0.5, 0.9])
     right = cosent_loss(torch.tensor([0.0, 0.4, 0.8]), target)

@@ -119,6 +119,7 @@ class ShapeDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self.examples: dict[str, list[Any]] = {}
         self.train_start = {"epoch": 0, "batches": 0}  # where the next training loader starts (see state_dict)
+        self.order_seed: int | None = None  # the training order's seed: the run's, once the first loader is built
 
     # ---- hooks a shape fills in ---------------------------------------------------------------------------
     @property
@@ -219,27 +220,33 @@ class ShapeDataModule(L.LightningDataModule):
 
     # ---- loaders ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint of a fit: the training order's position, so a resumed run sees exactly the
-        batches an uninterrupted one would (the order is a function of `split_seed` and the epoch)."""
+        """Saved in every checkpoint of a fit: the training order's seed and position, so a resumed run sees
+        exactly the batches an uninterrupted one would (the order is a function of that seed and the epoch)."""
         if self.trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
             return {}
-        return {"train_order": train_position(self.trainer)}
+        return {"train_order": train_position(self.trainer), "order_seed": self.order_seed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restored before `train_dataloader` is asked for, which builds the order from this position."""
+        """Restored before `train_dataloader` is asked for, which builds the order from this seed and position."""
         self.train_start = dict(state_dict.get("train_order") or self.train_start)
+        self.order_seed = state_dict.get("order_seed", self.order_seed)
 
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
         h = self.hparams
         start, self.train_start = self.train_start, {"epoch": 0, "batches": 0}
         epoch = start["epoch"]
+        if self.order_seed is None:
+            # the run's seed (`seed_everything` seeds torch), as Hugging Face's `data_seed` defaults to `seed`: runs
+            # over several seeds then differ in their order too, not only in their dropout
+            self.order_seed = torch.initial_seed()
+        seed = self.order_seed
         if h.group_by_length:
             pool = LENGTH_POOL if h.group_by_length is True else int(h.group_by_length)
             lengths = data.lengths  # type: ignore[attr-defined]
-            sampler: Any = LengthGroupedSampler(lengths, h.batch_size, seed=h.split_seed, mega_factor=pool, epoch=epoch)
+            sampler: Any = LengthGroupedSampler(lengths, h.batch_size, seed=seed, mega_factor=pool, epoch=epoch)
         else:
-            sampler = ShuffledSampler(len(data), seed=h.split_seed, epoch=epoch)  # type: ignore[arg-type]
+            sampler = ShuffledSampler(len(data), seed=seed, epoch=epoch)  # type: ignore[arg-type]
         return self.loader(data, h.batch_size, sampler, skip=start["batches"])
 
     def val_dataloader(self) -> DataLoader:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 LENGTH_POOL = 50  # batches per length-sorted pool, as Hugging Face's `group_by_length` (its `megabatch_mult`)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random stream of one epoch's order: (seed, epoch) mixed, not added, so that seed 1's first epoch is
+    not seed 0's second and runs over several seeds shuffle independently."""
+    mixed = np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed))
 
 
 class LengthGroupedSampler(Sampler[int]):
@@ -35,7 +43,7 @@ class LengthGroupedSampler(Sampler[int]):
         return len(self.lengths)
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = epoch_generator(self.seed, self.epoch)
         self.epoch += 1  # a fresh order each epoch even when nobody calls set_epoch
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         batches: list[list[int]] = []
@@ -62,7 +70,7 @@ class ShuffledSampler(Sampler[int]):
         return self.size
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = epoch_generator(self.seed, self.epoch)
         self.epoch += 1
         yield from torch.randperm(self.size, generator=generator).tolist()
 
