@@ -343,8 +343,9 @@ def sts_same_model(root: Path) -> str | None:
         "**the training loop like for like**: n2m against sentence-transformers' trainer "
         "(`SentenceTransformerTrainer` with `CosineSimilarityLoss`, the tool a user writes a bi-encoder with). "
         "Both sides train the same vocabulary-trimmed e5-small bi-encoder with the same loss, epochs, batch, "
-        "learning rate, warm-up, seed and gradient clipping, each scored at its best validation epoch. What is "
-        "left is the loop. The tool-against-tool comparison is [sts_vs_hf](sts_vs_hf.md).",
+        "learning rate, warm-up, seed (on both sides it sets the training order as well as dropout) and "
+        "gradient clipping, each scored at its best validation epoch. What is left is the loop. "
+        "The tool-against-tool comparison is [sts_vs_hf](sts_vs_hf.md).",
         [
             "python benchmarks/sts_same_model.py                       # CPU → sts_same_model.json",
             "python benchmarks/sts_same_model.py --seeds 0 1 2         # each side once per seed, averaged",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # KorSTS on one GPU, run on a lent device machine (see README, Results): sts_vs_hf.py --accelerator gpu (HF Trainer,
-# n2m, and the bi + cross ensemble, full data, 3 epochs, bf16 autocast), then recipe variants judged on KorSTS dev
-# (sts_dev_trials.py) until a deadline. Result files land in $OUT.
+# n2m, and the bi + cross ensemble, full data, 3 epochs, bf16 autocast) and sts_same_model.py --accelerator gpu (the
+# same model in sentence-transformers' trainer and n2m; added after the run of 2026-11-30, not yet run on a GPU:
+# whether the lent machine's pyarrow suits the carried `datasets` is untested), then recipe variants judged on
+# KorSTS dev (sts_dev_trials.py) until a deadline. Result files land in $OUT.
 #
 # That machine has Python and PyTorch but no network: the few packages it lacks travel as wheels in .whl/, and
 # e5-small travels as the copy cut to KorSTS's pieces (train, dev and test: every KorSTS text tokenizes as with
@@ -27,6 +29,10 @@ if [[ -z ${TRIALS_ONLY:-} ]]; then
     python3 benchmarks/sts_vs_hf.py --accelerator gpu --backbone "$backbone" --ensemble 2 --ensemble-kind mix \
         --out runs/bench-sts-gpu 2>&1 | tee "$OUT/bench.log"
     cp benchmarks/results/sts_vs_hf.gpu.json benchmarks/results/sts_vs_hf.gpu.md "$OUT/"
+    # the loop like for like: the same trimmed bi-encoder in sentence-transformers' trainer and in n2m
+    python3 benchmarks/sts_same_model.py --accelerator gpu --backbone "$backbone" --out runs/bench-sts-same-gpu \
+        2>&1 | tee "$OUT/same_model.log"
+    cp benchmarks/results/sts_same_model.gpu.json benchmarks/results/sts_same_model.gpu.md "$OUT/"
 fi
 
 budget=${TRIALS_UNTIL_S:-420}  # seconds from the start after which no trial starts

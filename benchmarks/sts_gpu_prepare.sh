@@ -8,7 +8,8 @@ py=${PYTHON:-.venv/bin/python}
 grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >>.git/info/exclude
 grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >>.git/info/exclude
 "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux2014_x86_64 -d .whl jsonargparse==4.53.0 docstring-parser typeshed-client
+    --platform manylinux2014_x86_64 -d .whl jsonargparse==4.53.0 docstring-parser typeshed-client \
+    sentence-transformers==6.3.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19  # sts_same_model's ST side
 folder=$(PYTHONPATH=benchmarks "$py" -c "
 from sts_vs_hf import KORSTS, read_korsts
 from n2m.backbones import trimmed_backbone

@@ -6,7 +6,8 @@ similarity of the two sentence vectors trained against score / 5 by mean squared
 (sentence-transformers' `CosineSimilarityLoss`, n2m's `loss: mse` on a cosine head). Every other setting is
 read from recipes/korsts.yaml: epochs, batch size, learning rate, linear warm-up, weight decay, gradient
 clipping (the recipe's `gradient_clip_val`; none: ST's `max_grad_norm` 0), max_length, the "query: " prefix,
-seed. Each side keeps the epoch whose dev Pearson is best.
+seed (each side's training order and dropout: ST's `seed` and `data_seed`, n2m's `seed_everything`). Each side
+keeps the epoch whose dev Pearson is best.
 
 (a) sentence-transformers: `SentenceTransformerTrainer` + `CosineSimilarityLoss`, what a user writes a
     bi-encoder with; after each epoch, dev Pearson (its time kept apart) and the best model saved.
