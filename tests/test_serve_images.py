@@ -74,7 +74,7 @@ def captioner(tiny_backbone, tmp_path_factory) -> Path:
             "check_val_every_n_epoch": 60,
             "enable_progress_bar": False,
             "default_root_dir": str(root / "run"),
-            # without the recipe's weight average: over 60 steps a 200-step average would hold them all
+            # without the recipe's weight average: over 120 steps a 200-step average would hold them all
             "callbacks": [],
         },
     }
