@@ -1224,8 +1224,8 @@ def caption_choice(r: Json) -> str:
         d = r["details"][side]
         return [run["best_val"]["val/cider"] for run in (d["seeds"].values() if "seeds" in d else [d])]
 
-    plain, averaged = mean(vals("n2m")), mean(vals("n2m_ema"))
-    spread = max(vals("n2m_ema")) - min(vals("n2m_ema"))
+    ema = vals("n2m_ema")
+    plain, averaged, spread = mean(vals("n2m")), mean(ema), max(ema) - min(ema)
     verdict = "so the recipe takes it" if averaged > plain else "so the recipe should not take it"
     return (f"Chosen on validation: the best validation CIDEr-D with the weight average is {f2(averaged)} against "
             f"{f2(plain)} without it (mean over the seeds), {verdict}; test does not choose. The margin is "

@@ -66,16 +66,16 @@ def first_char(text: str, a: int, b: int) -> int:
     return a
 
 
-def tagged_tokens(ex, offsets: list[tuple[int, int]]) -> list[int]:
-    """The tokens HF's side tags: those holding a character (not special tokens, not a lone `▁`)."""
-    return [t for t, (a, b) in enumerate(offsets) if first_char(ex.text, a, b) < b]
-
-
 def token_tags(ex, offsets: list[tuple[int, int]]) -> list[str | None]:
     """HF's side's training labels: each token takes the tag of its first character; None (the loss's -100) for a
-    token that holds no character."""
+    token that holds no character (special tokens, a lone `▁`)."""
     starts = [first_char(ex.text, a, b) for a, b in offsets]
     return [ex.tags[c] if c < b else None for c, (_, b) in zip(starts, offsets, strict=True)]
+
+
+def tagged_tokens(ex, offsets: list[tuple[int, int]]) -> list[int]:
+    """The tokens HF's side tags: those `token_tags` gives a label."""
+    return [t for t, tag in enumerate(token_tags(ex, offsets)) if tag is not None]
 
 
 def token_tag_spans(ex, offsets: list[tuple[int, int]], tags: list[str]) -> list:

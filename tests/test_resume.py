@@ -90,6 +90,17 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+def uninterrupted(backbone: str, files: dict[str, Path], root: Path, *extra: str) -> dict[str, Any]:
+    """A run from start to end: its last checkpoint's model (`weights`; with a weight average, the average) and
+    trained weights (`trained`, where a weight average keeps them apart), the batch of each step, each epoch's
+    validation scores."""
+    main(fit_args(backbone, files, root, root / "record.jsonl", *extra))
+    batches, scores = read_records(root / "record.jsonl")
+    last = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
+    return {"weights": last["state_dict"], "trained": last.get("current_model_state"), "batches": batches,
+            "scores": scores}  # fmt: skip
+
+
 def assert_same_weights(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> None:
     assert ours.keys() == theirs.keys()
     for name, tensor in ours.items():
@@ -103,11 +114,9 @@ def reference(tiny_backbone, korsts_slice, tmp_path_factory) -> dict[str, Any]:
 
     config = AutoConfig.from_pretrained(tiny_backbone)
     assert config.hidden_dropout_prob > 0 and config.attention_probs_dropout_prob > 0  # what the test is about
-    root = tmp_path_factory.mktemp("reference")
-    main(fit_args(tiny_backbone, korsts_slice, root, root / "record.jsonl"))
-    batches, scores = read_records(root / "record.jsonl")
-    assert sorted(batches) == list(range(2 * STEPS_PER_EPOCH)) and sorted(scores) == [0, 1]
-    return {"weights": weights(root / "checkpoints/last.ckpt"), "batches": batches, "scores": scores}
+    run = uninterrupted(tiny_backbone, korsts_slice, tmp_path_factory.mktemp("reference"))
+    assert sorted(run["batches"]) == list(range(2 * STEPS_PER_EPOCH)) and sorted(run["scores"]) == [0, 1]
+    return run
 
 
 def interrupted_fit(args: list[str], root: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
@@ -184,11 +193,7 @@ AVERAGED = (
 @pytest.fixture(scope="module")
 def averaged_reference(tiny_backbone, korsts_slice, tmp_path_factory) -> dict[str, Any]:
     """The uninterrupted run with a moving average of the weights (`WeightEMA`)."""
-    root = tmp_path_factory.mktemp("averaged")
-    main(fit_args(tiny_backbone, korsts_slice, root, root / "record.jsonl", *AVERAGED))
-    batches, scores = read_records(root / "record.jsonl")
-    last = torch.load(root / "checkpoints/last.ckpt", weights_only=True)
-    return {"weights": last["state_dict"], "trained": last["current_model_state"], "batches": batches, "scores": scores}
+    return uninterrupted(tiny_backbone, korsts_slice, tmp_path_factory.mktemp("averaged"), *AVERAGED)
 
 
 def test_a_resumed_run_continues_its_weight_average(tiny_backbone, korsts_slice, tmp_path, averaged_reference):
